@@ -1,0 +1,374 @@
+"""Settings: defaults -> config file (JSON or YAML) -> environment -> keyword arguments, later winning.
+
+The sections and keys are the original AppServer's (`live_stream`, `live_mic`, `live_im`, `storage`,
+`gateway`) plus ours (`auth`, `server`). Environment variables are ``LIVEKIT_DEMO_<SECTION>_<KEY>``;
+the original's ``SPF_<SECTION>_<KEY>`` names work too, so its deployment templates carry over.
+
+    >>> s = Settings.build(storage="memory", live_stream={"push_auth_key": ""})
+    >>> s.storage.type, s.live_stream.push_auth_key
+    ('memory', '')
+
+Every bad setting is one `SettingsError` naming its dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import SettingsError
+from .passwords import is_password_hash
+
+__all__ = [
+    "Settings",
+    "LiveStreamSettings",
+    "LiveMicSettings",
+    "LiveImSettings",
+    "GatewaySettings",
+    "StorageSettings",
+    "AuthSettings",
+    "ServerSettings",
+    "parse_storage",
+    "ENV_PREFIXES",
+]
+
+ENV_PREFIXES = ("SPF_", "LIVEKIT_DEMO_")
+"""Environment prefixes in the order applied: ours wins over the original's."""
+
+STORAGE_TYPES = ("tinydb", "memory", "none", "mysql", "postgresql", "sqlite", "sql")
+
+
+@dataclass(frozen=True)
+class LiveStreamSettings:
+    """The CDN: push and pull domains, their Type A auth keys (empty = unsigned URLs), the app name."""
+
+    push_url: str = "push.example.com"
+    pull_url: str = "pull.example.com"
+    push_auth_key: str = field(default="demo-push-key", repr=False)
+    pull_auth_key: str = field(default="demo-pull-key", repr=False)
+    app_name: str = "live"
+    scheme: str = "http"
+    auth_expires: int = 604800
+
+    def _check(self) -> None:
+        _require(self.scheme in ("http", "https"), "live_stream.scheme", "must be 'http' or 'https'")
+        _require(self.auth_expires > 0, "live_stream.auth_expires", "must be a positive number of seconds")
+        _require(bool(self.app_name) and "/" not in self.app_name, "live_stream.app_name", "must be a non-empty name without '/'")
+        for key in ("push_url", "pull_url"):
+            value = getattr(self, key)
+            _require(bool(value) and "/" not in value, f"live_stream.{key}", "must be a bare domain such as 'push.example.com'")
+
+
+@dataclass(frozen=True)
+class LiveMicSettings:
+    """The RTC (co-streaming) application."""
+
+    app_id: str = "demo-rtc-app"
+    app_key: str = field(default="demo-rtc-key", repr=False)
+
+
+@dataclass(frozen=True)
+class LiveImSettings:
+    """The IM application, for v2 IM tokens."""
+
+    app_id: str = "demo-im-app"
+    app_key: str = field(default="demo-im-key", repr=False)
+    app_sign: str = field(default="demo-im-sign", repr=False)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """IM gateway addresses put into v1 IM tokens: WebSocket for web clients, LWP for the others."""
+
+    ws_addr: str = "wss://im.example.com/ws"
+    lwp_addr: str = "tls://im.example.com:443"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where rooms live: `type` as in SPEC section 6, `url` a file path or a database URL/DSN."""
+
+    type: str = "tinydb"
+    url: str = "livekit_demo.json"
+
+    def _check(self) -> None:
+        _require(self.type in STORAGE_TYPES, "storage.type", f"must be one of {', '.join(STORAGE_TYPES)}")
+        needs_url = self.type not in ("memory", "none")
+        _require(not needs_url or bool(self.url), "storage.url", f"is needed for storage type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Who may log in, and the JWTs they get."""
+
+    users: dict[str, str] = field(default_factory=dict, repr=False)
+    admins: list[str] = field(default_factory=list)
+    demo_login: bool = True
+    jwt_secret: str = field(default="", repr=False)
+    secret_file: str = ""
+    token_ttl: int = 86400
+    refresh_window: int = 86400
+    login_max_failures: int = 5
+    login_lockout: int = 60
+
+    def _check(self) -> None:
+        for name, stored in self.users.items():
+            _require(
+                is_password_hash(stored),
+                f"auth.users.{name}",
+                "is not a password hash; make one with `livekit-demo hash-password` (plain passwords are refused)",
+            )
+        _require(
+            not self.jwt_secret or len(self.jwt_secret.encode("utf-8")) >= 32,
+            "auth.jwt_secret",
+            "must be at least 32 bytes (or empty, to generate one)",
+        )
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_lockout"):
+            _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
+
+    def is_admin(self, user_id: str) -> bool:
+        """Admins are configured users named in `admins`: the demo login rule never makes one."""
+        return user_id in self.users and user_id in self.admins
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body: int = 1048576
+    workers: int = 1
+    log_level: str = "warning"
+
+    def _check(self) -> None:
+        _require(0 <= self.port <= 65535, "server.port", "must be between 0 and 65535")
+        _require(self.max_body > 0, "server.max_body", "must be a positive number of bytes")
+        _require(self.workers >= 1, "server.workers", "must be at least 1")
+        levels = ("critical", "error", "warning", "info", "debug")
+        _require(self.log_level in levels, "server.log_level", f"must be one of {', '.join(levels)}")
+
+
+_SECTIONS: dict[str, type] = {
+    "live_stream": LiveStreamSettings,
+    "live_mic": LiveMicSettings,
+    "live_im": LiveImSettings,
+    "gateway": GatewaySettings,
+    "storage": StorageSettings,
+    "auth": AuthSettings,
+    "server": ServerSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of one AppServer. Build with `Settings.build`; sections are attributes."""
+
+    live_stream: LiveStreamSettings = field(default_factory=LiveStreamSettings)
+    live_mic: LiveMicSettings = field(default_factory=LiveMicSettings)
+    live_im: LiveImSettings = field(default_factory=LiveImSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    @classmethod
+    def build(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Defaults, then `config_file`, then `env` (default: os.environ), then `overrides`.
+
+        An override is a section name with a dict of keys (``auth={"token_ttl": 60}``) or a
+        section object; ``storage`` also takes a string: ``"memory"``, a file path or a database URL.
+
+            >>> Settings.build(env={}, server={"port": 9000}).server.port
+            9000
+        """
+        layers: list[tuple[str, Mapping[str, Any]]] = []
+        if config_file is not None:
+            layers.append((str(config_file), load_config_file(config_file)))
+        layers.append(("environment", _from_env(os.environ if env is None else env)))
+        layers.append(("arguments", _from_overrides(overrides)))
+        merged: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        for origin, layer in layers:
+            for section, values in layer.items():
+                if section not in _SECTIONS:
+                    raise SettingsError(section, f"unknown section (from {origin}); known: {', '.join(_SECTIONS)}")
+                if section == "storage" and isinstance(values, str):
+                    values = parse_storage(values)
+                if not isinstance(values, Mapping):
+                    raise SettingsError(section, f"must be a mapping of keys to values (from {origin})")
+                merged[section].update(values)
+        return cls(**{name: _make_section(name, values) for name, values in merged.items()})
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with some sections' keys changed, checked like `build`'s arguments."""
+        data = self.to_dict()
+        for section, values in _from_overrides(overrides).items():
+            if section not in _SECTIONS:
+                raise SettingsError(section, f"unknown section; known: {', '.join(_SECTIONS)}")
+            if section == "storage" and isinstance(values, str):
+                values = parse_storage(values)
+            data[section].update(values)
+        return Settings(**{name: _make_section(name, values) for name, values in data.items()})
+
+    def to_dict(self, *, redact: bool = False) -> dict[str, dict[str, Any]]:
+        """Plain data, as a config file would hold it; `redact` hides keys, secrets and hashes."""
+        data = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
+        if redact:
+            for section, values in data.items():
+                for key, value in values.items():
+                    if value and (key.endswith(("key", "secret", "sign")) or key == "users"):
+                        values[key] = {u: "***" for u in value} if key == "users" else "***"
+        return data
+
+
+def parse_storage(text: str) -> dict[str, str]:
+    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, else a TinyDB path."""
+    value = text.strip()
+    if value in ("memory", "none"):
+        return {"type": value, "url": ""}
+    if "@tcp(" in value:
+        return {"type": "mysql", "url": value}
+    if "://" in value:
+        scheme = value.split("://", 1)[0].split("+", 1)[0].lower()
+        kinds = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
+        if scheme not in kinds:
+            raise SettingsError("storage.url", f"unknown database scheme {scheme!r}; use mysql://, postgresql:// or sqlite:///")
+        return {"type": kinds[scheme], "url": value}
+    if not value:
+        raise SettingsError("storage", "is empty; use 'memory', a file path or a database URL")
+    return {"type": "tinydb", "url": value}
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A config file's sections: YAML for .yaml/.yml, else JSON."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        if file.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # the parsers' own errors name line and column
+        raise SettingsError("config_file", f"{file} does not parse: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError("config_file", f"{file} must hold a mapping of sections")
+    return data
+
+
+def _from_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for section, value in overrides.items():
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        result[section] = value
+    return result
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    # Section names contain underscores, so match known section prefixes, longest first.
+    found: dict[str, dict[str, Any]] = {}
+    for prefix in ENV_PREFIXES:
+        for name, raw in env.items():
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix) :].lower()
+            for section in sorted(_SECTIONS, key=len, reverse=True):
+                if rest.startswith(section + "_"):
+                    key = rest[len(section) + 1 :]
+                    if key not in _field_types(section):
+                        raise SettingsError(f"{section}.{key}", f"unknown key (from environment variable {name})")
+                    found.setdefault(section, {})[key] = _parse_env_value(section, key, raw, name)
+                    break
+            # Names under our prefix that match no section (LIVEKIT_DEMO_CONFIG, ...) are not settings.
+    return found
+
+
+def _parse_env_value(section: str, key: str, raw: str, name: str) -> Any:
+    kind = _field_types(section)[key]
+    origin = typing.get_origin(kind) or kind
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"{raw!r} is not a yes/no value")
+        if kind is int:
+            return int(raw)
+        if origin in (dict, list):
+            text = raw.strip()
+            if origin is list and not text.startswith("["):
+                return [item.strip() for item in text.split(",") if item.strip()]
+            return json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{section}.{key}", f"environment variable {name}: {exc}") from None
+    return raw
+
+
+def _field_types(section: str) -> dict[str, Any]:
+    return typing.get_type_hints(_SECTIONS[section])
+
+
+def _make_section(section: str, values: Mapping[str, Any]) -> Any:
+    cls = _SECTIONS[section]
+    hints = _field_types(section)
+    for key, value in values.items():
+        if key not in hints:
+            raise SettingsError(f"{section}.{key}", f"unknown key; known: {', '.join(hints)}")
+        _check_type(f"{section}.{key}", value, hints[key])
+    values = {k: (dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()}
+    obj = cls(**values)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        check()
+    return obj
+
+
+def _check_type(key: str, value: Any, kind: Any) -> None:
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif origin is dict:
+        ok = isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    elif origin is list:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    else:  # pragma: no cover - every field has one of the kinds above
+        ok = True
+    if not ok:
+        raise SettingsError(key, f"must be {_describe(kind)}, not {type(value).__name__} {value!r}")
+
+
+def _describe(kind: Any) -> str:
+    if isinstance(kind, types.GenericAlias):
+        return "a mapping of names to strings" if typing.get_origin(kind) is dict else "a list of strings"
+    return {bool: "true or false", int: "an integer", str: "a string"}[kind]
+
+
+def _require(condition: bool, key: str, problem: str) -> None:
+    if not condition:
+        raise SettingsError(key, problem)

@@ -1,0 +1,64 @@
+"""The room store: the one contract every storage engine keeps.
+
+Engines hold `RoomRecord`s and nothing else: no users, no permissions, no URLs. What they promise:
+
+- `insert` adds a new room; `get` finds one; `delete` removes one and hands it back.
+- `update(room_id, change)` is an atomic read-modify-write: `change` gets a copy of the current
+  record and returns the new one (or the same object, meaning "no change": nothing is written).
+  An exception raised by `change` aborts the update and propagates. Two concurrent updates of one
+  room never lose each other's changes: this is what makes the lifecycle safe under concurrency.
+- `list` answers newest first (`created_at` descending, then `id` descending), filtered by status,
+  paged by offset and limit; `count` tells how many match.
+- `load_secret(make)` keeps one per-deployment secret (the JWT key) with the data, so every process
+  sharing the data shares it: it returns the stored secret, or stores `make()` and returns that.
+- Every acknowledged write is durable as the engine promises (memory: for the process's life).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from ..models import RoomRecord
+from ..types import RoomId
+
+__all__ = ["RoomStore", "RoomChange", "DuplicateRoom"]
+
+RoomChange = Callable[[RoomRecord], RoomRecord]
+"""Given a copy of the current record, return the new one (or the same object for no change)."""
+
+
+class DuplicateRoom(ValueError):
+    """`insert` was given an id that is already stored."""
+
+
+@runtime_checkable
+class RoomStore(Protocol):
+    """What the rooms layer needs of a storage engine."""
+
+    #: a short name for messages and benchmarks, e.g. "memory", "tinydb", "mysql"
+    kind: str
+
+    def insert(self, record: RoomRecord) -> None:
+        """Store a new room; `DuplicateRoom` if its id exists."""
+
+    def get(self, room_id: RoomId) -> RoomRecord | None:
+        """The room, or None."""
+
+    def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
+        """Atomically apply `change`; the new record, or None when there is no such room."""
+
+    def delete(self, room_id: RoomId) -> RoomRecord | None:
+        """Remove the room; the record as it was, or None when there was none."""
+
+    def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
+        """Rooms newest first (created_at desc, id desc), only `status` when given."""
+
+    def count(self, *, status: int | None = None) -> int:
+        """How many rooms (with `status`, when given)."""
+
+    def load_secret(self, make: Callable[[], str]) -> str:
+        """The deployment's secret, created with `make()` on first use."""
+
+    def close(self) -> None:
+        """Release files and connections; the store is not used afterwards."""
