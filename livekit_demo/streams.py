@@ -1,0 +1,112 @@
+"""Stream URLs for a room and a viewer: CDN push and pull, and co-streaming (RTC), from settings.
+
+The forms are the tables of SPEC section 4; the hashes come from `signing`, the time from one
+injectable clock, so tests see exact URLs:
+
+    >>> from livekit_demo.clock import FixedClock
+    >>> from livekit_demo.settings import LiveMicSettings, LiveStreamSettings
+    >>> urls = StreamUrls(LiveStreamSettings(push_auth_key=""), LiveMicSettings(), FixedClock())
+    >>> urls.push_info("room1")["rtmp_url"]
+    'rtmp://push.example.com/live/room1'
+"""
+
+from __future__ import annotations
+
+from .clock import Clock
+from .models import Mode, RoomRecord
+from .settings import LiveMicSettings, LiveStreamSettings, Settings
+from .signing import RTC_HOST, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
+from .types import JSONDict, RoomId, UserId
+
+__all__ = ["StreamUrls", "LINK_TTL", "LINK_CDN_APP", "link_stream_name"]
+
+LINK_TTL = 86400
+"""Seconds that co-streaming URLs (the CDN mix and the RTC URLs) stay valid."""
+
+LINK_CDN_APP = "live"
+"""The CDN app of the co-streamed mix, whatever `live_stream.app_name` is (as in the original)."""
+
+
+def link_stream_name(app_id: str, meeting_id: str, anchor_id: UserId) -> str:
+    """The CDN stream of a co-streaming room's mix: ``{app_id}_{meeting_id}_{anchor_id}_camera``."""
+    return f"{app_id}_{meeting_id}_{anchor_id}_camera"
+
+
+class StreamUrls:
+    """Builds the push, pull and link URLs of rooms from the `live_stream` and `live_mic` settings."""
+
+    def __init__(self, live_stream: LiveStreamSettings, live_mic: LiveMicSettings, clock: Clock) -> None:
+        self.live_stream = live_stream
+        self.live_mic = live_mic
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock) -> StreamUrls:
+        """The URL builder for one server's settings."""
+        return cls(settings.live_stream, settings.live_mic, clock)
+
+    def push_info(self, room_id: RoomId) -> JSONDict:
+        """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`)."""
+        ls = self.live_stream
+        exp = self.clock.timestamp() + ls.auth_expires
+        uri = f"/{ls.app_name}/{room_id}"
+        return {
+            "rtmp_url": sign_url(f"rtmp://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
+        }
+
+    def pull_info(self, room_id: RoomId) -> JSONDict:
+        """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`)."""
+        ls = self.live_stream
+        return self._pull(ls.app_name, room_id, self.clock.timestamp() + ls.auth_expires)
+
+    def link_info(self, record: RoomRecord, viewer_id: UserId) -> JSONDict:
+        """LinkInfo of a mode 1 room for one viewer: the CDN mix and the viewer's RTC push/play URLs."""
+        # An empty meeting_id (a row from another server) still gets URLs, as the original gave, not a 500.
+        if record.mode != Mode.LINK:
+            raise ValueError(f"link_info is for mode 1 rooms; room {record.id!r} has mode {int(record.mode)}")
+        now = self.clock.timestamp()
+        stream = link_stream_name(self.live_mic.app_id, record.meeting_id, record.anchor_id)
+        return {
+            "cdn_pull_info": self._pull(LINK_CDN_APP, stream, now + LINK_TTL),
+            "rtc_push_url": self._rtc("push", record.meeting_id, viewer_id, now + LINK_TTL),
+            "rtc_pull_url": self._rtc("play", record.meeting_id, viewer_id, now + LINK_TTL),
+        }
+
+    def member_pull_url(self, meeting_id: str, user_id: UserId) -> str:
+        """The RTC play URL of a meeting member, supplied when the client left `rtc_pull_url` empty."""
+        return self._rtc("play", meeting_id, user_id, self.clock.timestamp() + LINK_TTL)
+
+    def explain(self, url: str) -> UrlExplanation:
+        """`signing.explain_url` with the key these settings sign that URL's host with, at the clock's time."""
+        ls = self.live_stream
+        now = self.clock.now()
+        # Read the URL once without a key to learn its host (the SRT form hides it in `streamid`).
+        unkeyed = explain_url(url, now=now)
+        keys = {
+            ls.push_url.lower(): ls.push_auth_key,
+            ls.pull_url.lower(): ls.pull_auth_key,
+            RTC_HOST: self.live_mic.app_key,
+        }
+        key = keys.get(unkeyed.host.lower())
+        return explain_url(url, key, now=now) if key else unkeyed
+
+    def _pull(self, app: str, stream: str, exp: int) -> JSONDict:
+        ls = self.live_stream
+        base = f"{ls.pull_url}/{app}/{stream}"
+        return {
+            "rtmp_url": sign_url(f"rtmp://{base}", ls.pull_auth_key, exp),
+            "rts_url": sign_url(f"artc://{base}", ls.pull_auth_key, exp),
+            "flv_url": sign_url(f"{ls.scheme}://{base}.flv", ls.pull_auth_key, exp),
+            "hls_url": sign_url(f"{ls.scheme}://{base}.m3u8", ls.pull_auth_key, exp),
+        }
+
+    def _rtc(self, direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
+        return rtc_url(direction, self.live_mic.app_id, self.live_mic.app_key, channel, user_id, timestamp)
+
+    def __repr__(self) -> str:
+        ls = self.live_stream
+        signed = "signed" if ls.push_auth_key or ls.pull_auth_key else "unsigned"
+        where = f"push={ls.push_url!r}, pull={ls.pull_url!r}, app={ls.app_name!r}"
+        return f"StreamUrls({where}, {signed}, clock={self.clock!r})"
