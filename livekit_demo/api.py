@@ -1,0 +1,278 @@
+"""The HTTP face of the AppServer: Starlette routes for every call of the contract.
+
+Every API request goes through one pipeline, so each bad request gets one predictable answer
+(SPEC section 1's order): 413 size -> 415 content type -> 401 token -> 400 body and fields ->
+then the rooms layer's 403 / 404 / 403 / 409. Errors of the `AppServerError` tree become the
+contract's Status body here and only here; anything else is logged and answered with a one-line 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from . import __version__
+from .app_server import AppServer
+from .auth import Identity, find_token
+from .exceptions import (
+    AppServerError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from .openapi import build_openapi
+from .schemas import REQUESTS
+from .types import JSONDict
+
+__all__ = ["create_app", "Operation", "OPERATIONS", "API_PREFIXES"]
+
+log = logging.getLogger("livekit_demo.api")
+API_PREFIXES = ("/api/v1/live", "/api/v2/live")
+CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-live-env"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One call of the contract: its name, body schema, whether it needs a token, and what it does."""
+
+    name: str
+    summary: str
+    schema: str | None  # key of schemas.REQUESTS; None: no body (refresh)
+    handler: Callable[[AppServer, Identity | None, JSONDict, Request], Any]
+    response: str  # component name of the 200 answer
+    authenticated: bool = True
+    statuses: tuple[int, ...] = field(default=(400, 401, 403, 404, 409))
+
+
+def _login(server: AppServer, _: Identity | None, body: JSONDict, request: Request) -> Any:
+    client = request.client.host if request.client else ""
+    return server.auth.login(body["username"], body["password"], client)
+
+
+def _refresh(server: AppServer, _: Identity | None, body: JSONDict, request: Request) -> Any:
+    token = _token_of(request)
+    if token is None:
+        raise Unauthorized("no token: send the token to refresh as 'Authorization: Bearer <jwt>'")
+    return server.auth.refresh(token)
+
+
+def _token_v1(server: AppServer, actor: Identity | None, body: JSONDict, _: Request) -> Any:
+    assert actor is not None
+    server.rooms.check_acting_as(actor, body["user_id"], "user_id")
+    return server.im.v1(body["user_id"], body["device_id"], body["device_type"])
+
+
+def _token_v2(server: AppServer, actor: Identity | None, body: JSONDict, _: Request) -> Any:
+    assert actor is not None
+    server.rooms.check_acting_as(actor, body["user_id"], "user_id")
+    return server.im.v2(
+        body["user_id"],
+        body.get("role", ""),
+        body.get("im_server"),
+        device_id=body.get("device_id", ""),
+        device_type=body.get("device_type", ""),
+    )
+
+
+def _lifecycle(action: str) -> Callable[..., Any]:
+    def handler(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
+        return server.rooms.transition(action, actor, body["id"], body["user_id"])
+
+    return handler
+
+
+_ROOM_STATUSES = (400, 401, 403, 404, 409)
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429)),
+    Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
+    Operation("token", "Get an IM token", "token", _token_v1, "TokenResponse", statuses=(400, 401, 403)),
+    Operation("create", "Create a room", "create", lambda s, a, b, r: s.rooms.create(a, b), "RoomInfo", statuses=(400, 401, 403)),
+    Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, r: s.rooms.get(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, r: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status")), "RoomList", statuses=(400, 401, 403)),
+    Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, r: s.rooms.update(a, b["id"], b), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("start", "Go live (or resume, or re-open)", "start", _lifecycle("start"), "RoomInfo"),
+    Operation("pause", "Pause a live room", "pause", _lifecycle("pause"), "RoomInfo"),
+    Operation("stop", "End the live", "stop", _lifecycle("stop"), "RoomInfo"),
+    Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, r: s.rooms.delete(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("getMeetingInfo", "Co-streaming members of a mode 1 room", "getMeetingInfo", lambda s, a, b, r: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404, 409)),
+    Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, r: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
+)  # fmt: skip
+TOKEN_V2 = Operation("token", "Get IM tokens (v2 shape)", "token_v2", _token_v2, "TokenV2Response", statuses=(400, 401, 403))
+
+
+def _token_of(request: Request) -> str | None:
+    return find_token(request.headers, request.query_params, request.cookies)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `limit`, before reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > limit
+        except ValueError:
+            raise BadRequest("Content-Length is not a number") from None
+        if too_big:
+            raise PayloadTooLarge(f"request body of {declared} bytes is larger than the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_content_type(request: Request, body: bytes) -> None:
+    if not body:
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return  # no Content-Type at all: read as JSON, as the clients expect
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {media or 'empty'!r}")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", details=[{"field": "body", "problem": str(exc)}]) from None
+
+
+def _endpoint(op: Operation) -> Callable[[Request], Any]:
+    schema = REQUESTS[op.schema] if op.schema else None
+
+    async def endpoint(request: Request) -> Response:
+        server: AppServer = request.app.state.server
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request, server.settings.server.max_body)
+            _check_content_type(request, body)
+            actor = None
+            if op.authenticated:
+                token = _token_of(request)
+                if token is None:
+                    raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
+                actor = server.auth.verify(token)
+            fields = schema.validate(_parse_json(body)) if schema is not None else {}
+            # Storage may block (fsync, a database): keep it off the event loop.
+            result = await run_in_threadpool(op.handler, server, actor, fields, request)
+            response: Response = JSONResponse(result)
+        except AppServerError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("internal error in %s %s", request.method, request.url.path)
+            response = error_response(InternalError("internal server error; the server log has the details"))
+        log.debug("%s %s -> %d in %.1f ms", request.method, request.url.path, response.status_code, (time.perf_counter() - started) * 1000)
+        return response
+
+    endpoint.__name__ = op.name
+    return endpoint
+
+
+def error_response(exc: AppServerError) -> JSONResponse:
+    """The contract's Status body with the same HTTP status."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+async def _root(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/")
+    return PlainTextResponse(f"livekit_demo AppServer {__version__}. Enter this base URL in a client: {base}\n")
+
+
+async def _openapi(request: Request) -> Response:
+    server: AppServer = request.app.state.server
+    return JSONResponse(build_openapi(_served_operations(), server.settings.server.max_body))
+
+
+def _served_operations() -> list[tuple[str, Operation]]:
+    """(path, operation) for every API path served, v1 and v2."""
+    served: list[tuple[str, Operation]] = [("/login", OPERATIONS[0])]
+    for prefix in API_PREFIXES:
+        for op in OPERATIONS:
+            chosen = TOKEN_V2 if (prefix.endswith("v2/live") and op.name == "token") else op
+            served.append((f"{prefix}/{op.name}", chosen))
+    return served
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no such path: {request.url.path}"))
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "POST")
+        error = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}; use {allowed}")
+        response = error_response(error)
+        response.headers["Allow"] = allowed
+        return response
+    return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
+
+
+def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
+    """The Starlette app for an `AppServer` (made from `settings` when not given).
+
+        >>> from starlette.testclient import TestClient
+        >>> app = create_app(storage="memory")
+        >>> TestClient(app).post("/login", json={"username": "ann", "password": "ann"}).json()["code"]
+        200
+    """
+    if server is None:
+        server = AppServer.from_settings(**settings)
+    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in _served_operations()]
+    refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
+    routes += [
+        Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),
+        Route("/", _root, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/swagger.json", _openapi, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["POST", "GET", "OPTIONS"],
+            allow_headers=CORS_HEADERS,
+            allow_credentials=False,
+        )
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        server.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app

@@ -1,0 +1,244 @@
+"""Who may log in, the JWTs they get, and who a token says is acting.
+
+- Login: configured users (`auth.users`, password hashes) with their password; any other username
+  with the original's demo rule "password equals username" while `auth.demo_login` is on.
+- JWT: HS256 with claims `id` and `sub` (the username), `iat`, `exp`, `orig_iat`. Verified against
+  an explicit algorithm list with required claims, and against our injectable clock (so tests can
+  expire a token without sleeping). Refresh is allowed while `now < orig_iat + refresh_window`.
+- Admin-ness is looked up in settings each time a token is checked; it is never a claim.
+- Repeated failed logins are throttled per username and per client address (429 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+
+from .clock import Clock, format_time
+from .exceptions import SettingsError, TooManyRequests, Unauthorized
+from .passwords import verify_password
+from .settings import AuthSettings
+from .types import Claims, UserId
+
+__all__ = ["Identity", "Authenticator", "LoginThrottle", "find_token", "resolve_secret", "ALGORITHM"]
+
+ALGORITHM = "HS256"
+_REQUIRED_CLAIMS = ("exp", "iat", "id")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The user a valid token speaks for."""
+
+    user_id: UserId
+    is_admin: bool = False
+
+
+def find_token(headers: Mapping[str, str], query: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
+    """The token in the original's order: `Authorization: Bearer`, then `?token=`, then cookie `jwt`.
+
+    An Authorization header that is not `Bearer ...` is passed over as if absent.
+    """
+    header = headers.get("authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return query.get("token") or cookies.get("jwt") or None
+
+
+def resolve_secret(auth: AuthSettings, load_from_store: Callable[[Callable[[], str]], str]) -> str:
+    """The JWT secret: from settings, else from `auth.secret_file`, else kept by the room store.
+
+    Generated secrets are random (never a constant) and kept with owner-only permissions, so
+    tokens survive a restart and every process sharing the data shares the secret.
+    """
+    if auth.jwt_secret:
+        return auth.jwt_secret
+    if auth.secret_file:
+        return _secret_from_file(Path(auth.secret_file))
+    return load_from_store(_new_secret)
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _secret_from_file(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret.encode("utf-8")) < 32:
+            raise SettingsError("auth.secret_file", f"{path} holds fewer than 32 bytes") from None
+        return secret
+    except OSError as exc:
+        raise SettingsError("auth.secret_file", f"cannot create {path}: {exc.strerror}") from None
+    secret = _new_secret()
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(secret)
+        file.flush()
+        os.fsync(file.fileno())
+    return secret
+
+
+class LoginThrottle:
+    """Counts failed logins per username and per client address in a sliding window.
+
+    After `max_failures` failures within `window` seconds, that key is refused (429) until the
+    oldest counted failure leaves the window. A successful login clears the username's count.
+    """
+
+    def __init__(self, max_failures: int, window: int, clock: Clock) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, *keys: str) -> None:
+        """Raise TooManyRequests when any key is locked out."""
+        now = self._clock.now().timestamp()
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now)
+                if len(times) >= self.max_failures:
+                    retry_after = max(1, int(times[0] + self.window - now + 0.999))
+                    what = "this username" if key.startswith("user:") else "this address"
+                    raise TooManyRequests(
+                        f"too many failed logins for {what}; try again in {retry_after} s",
+                        retry_after=retry_after,
+                    )
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock.now().timestamp()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times and len(self._failures) > 10000:
+            # Bound memory under a flood of distinct names: forget keys with nothing recent.
+            for stale in [k for k, v in self._failures.items() if not v]:
+                del self._failures[stale]
+            times = self._failures.setdefault(key, deque())
+        return times
+
+
+class Authenticator:
+    """Issues and checks the AppServer's JWTs."""
+
+    def __init__(self, auth: AuthSettings, secret: str, clock: Clock) -> None:
+        self.settings = auth
+        self._secret = secret
+        self._clock = clock
+        self.throttle = LoginThrottle(auth.login_max_failures, auth.login_lockout, clock)
+
+    def __repr__(self) -> str:
+        return f"Authenticator(users={len(self.settings.users)}, demo_login={self.settings.demo_login})"
+
+    def login(self, username: str, password: str, client: str = "") -> dict[str, object]:
+        """Check the password and answer `{"code": 200, "expire", "token"}`; 401 or 429 otherwise."""
+        keys = (f"user:{username}", f"addr:{client}") if client else (f"user:{username}",)
+        self.throttle.check(*keys)
+        if not self._password_ok(username, password):
+            self.throttle.failed(*keys)
+            log.info("login refused for user %r", username)
+            raise Unauthorized("wrong username or password")
+        self.throttle.succeeded(keys[0])
+        return self._answer(username, self._clock.now())
+
+    def _password_ok(self, username: str, password: str) -> bool:
+        stored = self.settings.users.get(username)
+        if stored is not None:
+            return verify_password(password, stored)
+        return self.settings.demo_login and secrets.compare_digest(password.encode(), username.encode())
+
+    def issue(self, user_id: UserId, *, orig_iat: datetime | None = None) -> tuple[str, datetime]:
+        """A new token for `user_id` and its expiry."""
+        now = self._clock.now().replace(microsecond=0)
+        exp = now + timedelta(seconds=self.settings.token_ttl)
+        claims = {
+            "id": user_id,
+            "sub": user_id,
+            "iat": int(now.timestamp()),
+            "exp": int(exp.timestamp()),
+            "orig_iat": int((orig_iat or now).timestamp()),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp
+
+    def verify(self, token: str) -> Identity:
+        """The identity of a valid, unexpired token; 401 saying what is wrong otherwise."""
+        claims = self._decode(token)
+        exp = claims["exp"]
+        if self._clock.timestamp() >= exp:
+            raise Unauthorized(f"token expired at {format_time(_from_ts(exp))}; log in again or refresh it")
+        return self.identity(claims["id"])
+
+    def identity(self, user_id: UserId) -> Identity:
+        return Identity(user_id, self.settings.is_admin(user_id))
+
+    def refresh(self, token: str) -> dict[str, object]:
+        """A new token for a token still inside its refresh window, expired or not."""
+        claims = self._decode(token)
+        orig_iat = claims.get("orig_iat")
+        if not isinstance(orig_iat, int) or isinstance(orig_iat, bool):
+            raise Unauthorized("token has no orig_iat claim, so it cannot be refreshed; log in again")
+        window_end = orig_iat + self.settings.refresh_window
+        if self._clock.timestamp() >= window_end:
+            raise Unauthorized(
+                f"token is past its refresh window, which ended at {format_time(_from_ts(window_end))}; log in again"
+            )
+        return self._answer(claims["id"], self._clock.now())
+
+    def _answer(self, user_id: UserId, orig_iat: datetime) -> dict[str, object]:
+        token, exp = self.issue(user_id, orig_iat=orig_iat)
+        return {"code": 200, "expire": exp.astimezone(timezone.utc).isoformat(), "token": token}
+
+    def _decode(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise Unauthorized("token is malformed: not a JWT") from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise Unauthorized(f"token algorithm {alg!r} is not accepted; only {ALGORITHM} is")
+        try:
+            # Expiry is checked against our clock by the caller, so refresh can read expired tokens.
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"token lacks the required {exc.claim!r} claim") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("token signature does not match: it was signed with another secret or altered") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"token is invalid: {exc}") from None
+        if not isinstance(claims.get("id"), str) or not claims["id"]:
+            raise Unauthorized("token's 'id' claim is not a user id")
+        if not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
+            raise Unauthorized("token's 'exp' claim is not a whole number of seconds")
+        return claims
+
+
+def _from_ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)

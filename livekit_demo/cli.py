@@ -1,0 +1,77 @@
+"""The command line: `livekit-demo serve | hash-password | lab | check` (also `python -m livekit_demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .exceptions import LivekitDemoError
+from .passwords import hash_password
+from .settings import Settings
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livekit-demo", description="An AppServer for interactive live rooms.")
+    parser.add_argument("--version", action="version", version=f"livekit_demo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the AppServer for real clients")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for phones on your network)")
+    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--config", help="a JSON or YAML settings file with the original's keys")
+    serve.add_argument("--storage", help="'memory', a TinyDB file path, or a database URL/DSN")
+    serve.add_argument("--workers", type=int, help="processes to run (more than 1 needs SQL storage)")
+    serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(run=_serve)
+
+    hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
+    hasher.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
+    hasher.set_defaults(run=_hash_password)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serving import serve
+
+    server = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers), ("log_level", args.log_level)) if v is not None}
+    overrides: dict[str, object] = {"server": server}
+    if args.storage:
+        overrides["storage"] = args.storage
+    serve(Settings.build(args.config, **overrides))
+    return 0
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the two passwords differ", file=sys.stderr)
+            return 2
+    if not password:
+        print("error: empty password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors are one line on stderr and a non-zero exit, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (LivekitDemoError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Serving the AppServer standalone: one process, or several sharing one SQL database.
+
+We bind the listening socket ourselves, so the real port is known (also for `--port 0`) before
+the base URL is printed, and N worker processes can share it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import socket
+import sys
+from typing import Any, TextIO
+
+from .exceptions import SettingsError
+from .settings import Settings
+
+__all__ = ["serve", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+
+log = logging.getLogger("livekit_demo")
+_SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
+_SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_addresses() -> list[str]:
+    """This machine's non-loopback IPv4 addresses (what a phone on the same network could reach)."""
+    found: set[str] = set()
+    try:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _, name in socket.if_nameindex():
+                try:
+                    packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+                except OSError:
+                    continue  # interface without an IPv4 address
+                found.add(socket.inet_ntoa(packed[20:24]))
+    except (ImportError, OSError):
+        try:
+            found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET))
+        except OSError:
+            pass
+    return sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
+
+
+def base_urls(host: str, port: int) -> list[str]:
+    """The base URLs to enter in a client; one per address for a wildcard host."""
+    if host in ("0.0.0.0", "::", ""):
+        addresses = local_addresses() or ["127.0.0.1"]
+        return [f"http://{a}:{port}/" for a in addresses]
+    shown = f"[{host}]" if ":" in host else host
+    return [f"http://{shown}:{port}/"]
+
+
+def check_workers(settings: Settings) -> None:
+    """Several processes need a shared database: refuse them on a file or in memory."""
+    if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
+        raise SettingsError(
+            "server.workers",
+            f"{settings.server.workers} worker processes need a SQL database (mysql, postgresql or sqlite storage); "
+            f"{settings.storage.type} storage belongs to one process",
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def app_factory() -> Any:
+    """Build the app in a worker process from the settings the parent handed over."""
+    from .api import create_app
+    from .app_server import AppServer
+
+    data = json.loads(os.environ[_SETTINGS_ENV])
+    return create_app(AppServer(Settings.build(env={}, **data)))
+
+
+def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
+    """Run until interrupted; print the base URL(s) first."""
+    import uvicorn
+
+    from .api import create_app
+    from .app_server import AppServer
+
+    check_workers(settings)
+    host, workers = settings.server.host, settings.server.workers
+    if settings.auth.demo_login and not is_loopback(host):
+        print(
+            f"warning: listening on {host} with the demo login rule on: anyone who can reach this port can log in "
+            "as any unconfigured username (set auth.demo_login to false and configure auth.users to stop that)",
+            file=out,
+        )
+    sock = _bind(host, settings.server.port)
+    port = sock.getsockname()[1]
+    config_args: dict[str, Any] = {
+        "log_level": settings.server.log_level,
+        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
+        "access_log": False,
+        "lifespan": "on",
+    }
+    if workers == 1:
+        # Open the store before announcing the URL, so a bad database is an error, not a dead server.
+        app = create_app(AppServer(settings))
+        _announce(settings, port, out)
+        uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    # Settle the shared secret and the table once, before the workers race to do it.
+    AppServer(settings).close()
+    os.environ[_SETTINGS_ENV] = json.dumps(settings.to_dict())
+    config = uvicorn.Config("livekit_demo.serving:app_factory", factory=True, workers=workers, **config_args)
+    _announce(settings, port, out)
+    Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+
+
+def _announce(settings: Settings, port: int, out: TextIO) -> None:
+    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
+    workers = settings.server.workers
+    print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
+    for url in base_urls(settings.server.host, port):
+        print(f"Enter this base URL in a client: {url}", file=out)
+    out.flush()
+
+
+def _safe_url(url: str) -> str:
+    """A storage URL or DSN with any password hidden."""
+    if "@" not in url:
+        return url
+    head, _, tail = url.rpartition("@")
+    scheme, sep, creds = head.rpartition("://")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{tail}" if ":" in creds else url
