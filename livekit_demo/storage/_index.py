@@ -1,0 +1,196 @@
+"""The in-memory side shared by the memory and TinyDB stores: an ordered index and the locked operations.
+
+`RoomIndex` keeps every record by id and, per status and for all rooms, a sorted list of list keys
+(`created_at`, `id`), kept in order by bisection as rooms come and go. So `list` slices and `count`
+takes a length: neither sorts nor scans the rooms per call, and both cost the same at 10,000 rooms
+as at 100.
+
+`IndexedStore` implements the `RoomStore` protocol on top of it, under one re-entrant lock per
+store (re-entrant, so a `change` that reads the store does not deadlock). A subclass makes the
+operations durable through two hooks, `_persist_put` and `_persist_delete`, which run *before* the
+index changes: when they raise, the store is as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..exceptions import StorageError
+from ..models import RoomRecord
+from ..types import RoomId
+from ._files import load_or_create_secret
+from .base import DuplicateRoom, RoomChange
+
+__all__ = ["RoomIndex", "IndexedStore"]
+
+_ListKey = tuple[datetime, str]
+_NO_TIME = datetime.min.replace(tzinfo=timezone.utc)  # a room without created_at sorts oldest
+
+
+def _list_key(record: RoomRecord) -> _ListKey:
+    return (record.created_at or _NO_TIME, record.id)
+
+
+class RoomIndex:
+    """Records by id plus sorted list keys per status; not locked (its owner locks)."""
+
+    def __init__(self) -> None:
+        self._records: dict[RoomId, RoomRecord] = {}
+        # Ascending keys; "newest first" reads them from the end.
+        self._keys: dict[int | None, list[_ListKey]] = {None: []}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[RoomRecord]:
+        return iter(self._records.values())
+
+    def get(self, room_id: RoomId) -> RoomRecord | None:
+        return self._records.get(room_id)
+
+    def put(self, record: RoomRecord) -> None:
+        """Add or replace a record (the index keeps this very object)."""
+        old = self._records.get(record.id)
+        key, status = _list_key(record), int(record.status)
+        if old is not None:
+            old_key, old_status = _list_key(old), int(old.status)
+            if old_key == key and old_status == status:
+                self._records[record.id] = record
+                return
+            self._unkey(old_key, old_status)
+        self._records[record.id] = record
+        insort(self._keys[None], key)
+        insort(self._keys.setdefault(status, []), key)
+
+    def pop(self, room_id: RoomId) -> RoomRecord | None:
+        record = self._records.pop(room_id, None)
+        if record is not None:
+            self._unkey(_list_key(record), int(record.status))
+        return record
+
+    def page(self, status: int | None, offset: int, limit: int) -> list[RoomRecord]:
+        """Newest first, from `offset`, at most `limit`."""
+        keys = self._keys.get(status, [])
+        end = len(keys) - offset
+        if end <= 0 or limit <= 0:
+            return []
+        window = keys[max(0, end - limit) : end]
+        return [self._records[room_id] for _, room_id in reversed(window)]
+
+    def count(self, status: int | None) -> int:
+        return len(self._keys.get(status, ()))
+
+    def _unkey(self, key: _ListKey, status: int) -> None:
+        for keys in (self._keys[None], self._keys[status]):
+            del keys[bisect_left(keys, key)]
+
+
+class IndexedStore:
+    """A `RoomStore` whose reads come from a `RoomIndex`; subclasses make writes durable."""
+
+    kind = "indexed"
+
+    def __init__(self, *, secret_file: str | Path | None = None) -> None:
+        self._lock = threading.RLock()
+        self._index = RoomIndex()
+        self._secret_file = Path(secret_file) if secret_file else None
+        self._secret: str | None = None
+        self._closed = False
+
+    # -- hooks for durable engines: raise to refuse the write, before anything changed --
+
+    def _persist_put(self, record: RoomRecord) -> None:
+        """Make an insert or update durable."""
+
+    def _persist_delete(self, room_id: RoomId) -> None:
+        """Make a delete durable."""
+
+    # -- the RoomStore protocol --
+
+    def insert(self, record: RoomRecord) -> None:
+        with self._lock:
+            self._check_open()
+            if self._index.get(record.id) is not None:
+                raise DuplicateRoom(f"room already exists: {record.id}")
+            stored = copy.copy(record)
+            self._persist_put(stored)
+            self._index.put(stored)
+
+    def get(self, room_id: RoomId) -> RoomRecord | None:
+        with self._lock:
+            self._check_open()
+            record = self._index.get(room_id)
+            return copy.copy(record) if record is not None else None
+
+    def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
+        with self._lock:
+            self._check_open()
+            current = self._index.get(room_id)
+            if current is None:
+                return None
+            given = copy.copy(current)
+            new = change(given)
+            if new is given:
+                # "No change", even if `change` mutated its copy in place.
+                return copy.copy(current)
+            if not isinstance(new, RoomRecord) or new.id != room_id:
+                raise ValueError(f"a room change must return a RoomRecord with id {room_id!r}, not {new!r}")
+            stored = copy.copy(new)
+            self._persist_put(stored)
+            self._index.put(stored)
+            return copy.copy(stored)
+
+    def delete(self, room_id: RoomId) -> RoomRecord | None:
+        with self._lock:
+            self._check_open()
+            if self._index.get(room_id) is None:
+                return None
+            self._persist_delete(room_id)
+            # Out of the index, nobody else holds this object: no copy needed.
+            return self._index.pop(room_id)
+
+    def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset and limit must not be negative (got {offset}, {limit})")
+        with self._lock:
+            self._check_open()
+            return [copy.copy(r) for r in self._index.page(_status_key(status), offset, limit)]
+
+    def count(self, *, status: int | None = None) -> int:
+        with self._lock:
+            self._check_open()
+            return self._index.count(_status_key(status))
+
+    def load_secret(self, make: Callable[[], str]) -> str:
+        with self._lock:
+            self._check_open()
+            if self._secret is None:
+                self._secret = load_or_create_secret(self._secret_file, make) if self._secret_file else make()
+            return self._secret
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __enter__(self) -> IndexedStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"rooms={len(self._index)}"
+        return f"{type(self).__name__}({state})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the {self.kind} room store is closed")
+
+
+def _status_key(status: int | None) -> int | None:
+    return None if status is None else int(status)

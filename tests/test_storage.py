@@ -1,0 +1,222 @@
+"""The room store contract, run on every engine; then what only the TinyDB store promises; then open_store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from tinydb import TinyDB
+
+from livekit_demo.exceptions import StorageError
+from livekit_demo.models import RoomRecord
+from livekit_demo.settings import Settings
+from livekit_demo.storage import DuplicateRoom, MemoryStore, RoomStore, TinyDBStore, open_store
+
+T0 = datetime(2026, 11, 28, 10, 15, tzinfo=timezone.utc)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def room(n: int, *, age: int | None = None, status: int = 0, **columns: object) -> RoomRecord:
+    """Room number `n`, created `age` seconds after T0 (default: `n`)."""
+    created = T0 + timedelta(seconds=n if age is None else age)
+    values: dict[str, object] = {"title": f"room {n}", "created_at": created, "updated_at": created, "status": status}
+    return RoomRecord(id=f"{n:032x}", **{**values, **columns})  # type: ignore[arg-type]
+
+
+def ids(records: list[RoomRecord]) -> list[int]:
+    return [int(r.id, 16) for r in records]
+
+
+# -- the contract ----------------------------------------------------------------------------------
+
+
+def test_store_satisfies_the_protocol(store: RoomStore) -> None:
+    assert isinstance(store, RoomStore)
+    assert store.kind in ("memory", "tinydb", "sqlite", "mysql", "postgresql")
+
+
+def test_insert_then_get_keeps_every_column(store: RoomStore) -> None:
+    record = RoomRecord(
+        id="0190f1a2b3c4d5e6f708192a3b4c5d6e", created_at=T0, updated_at=T0 + timedelta(seconds=5),
+        title="Évening show 直播", anchor="ann", extends='{"userNick":"Ann"}', status=3, mode=1,
+        chat_id="0190f1a2b3c4d5e6f708192a3b4c5d6e", pk_id="pk", notice="hi", meeting_id="m-1",
+        cover_url="https://example.com/c.png", anchor_id="ann", anchor_nick="Ann", vod_id="v",
+        meeting_info='{"members":[]}', started_at=T0 + timedelta(seconds=9), stopped_at=None,
+    )  # fmt: skip
+    store.insert(record)
+    assert store.get(record.id) == record
+    assert store.get("no-such-room") is None
+
+
+def test_insert_of_an_existing_id_is_refused_and_keeps_the_first(store: RoomStore) -> None:
+    store.insert(room(1))
+    with pytest.raises(DuplicateRoom):
+        store.insert(room(1, title="impostor"))
+    assert store.get(room(1).id) == room(1)
+    assert store.count() == 1
+
+
+def test_delete_answers_the_room_as_it_was_then_it_is_gone(store: RoomStore) -> None:
+    store.insert(room(1))
+    store.insert(room(2))
+    assert store.delete(room(1).id) == room(1)
+    assert store.get(room(1).id) is None
+    assert store.delete(room(1).id) is None
+    assert ids(store.list()) == [2]
+    assert store.count() == 1
+
+
+def test_records_handed_in_and_out_are_copies(store: RoomStore) -> None:
+    original = room(1)
+    store.insert(original)
+    original.title = "changed after insert"
+    fetched = store.get(original.id)
+    assert fetched is not None
+    fetched.title = "changed after get"
+    store.list()[0].title = "changed after list"
+    seen: list[RoomRecord] = []
+
+    def change(record: RoomRecord) -> RoomRecord:
+        seen.append(record)
+        return record.copy(notice="new")
+
+    updated = store.update(original.id, change)
+    assert updated is not None
+    updated.title = "changed after update"
+    seen[0].title = "changed the record given to change"
+    assert store.get(original.id) == room(1, notice="new")
+
+
+def test_update_applies_the_change_and_answers_the_new_record(store: RoomStore) -> None:
+    store.insert(room(1))
+    later = T0 + timedelta(minutes=1)
+    updated = store.update(room(1).id, lambda r: r.copy(status=1, started_at=later, updated_at=later))
+    assert updated == room(1, status=1, started_at=later, updated_at=later)
+    assert store.get(room(1).id) == updated
+
+
+def test_update_of_an_unknown_room_answers_none_without_calling_change(store: RoomStore) -> None:
+    calls: list[RoomRecord] = []
+    assert store.update("no-such-room", lambda r: calls.append(r) or r) is None  # type: ignore[func-returns-value]
+    assert calls == []
+
+
+def test_update_whose_change_raises_changes_nothing(store: RoomStore) -> None:
+    store.insert(room(1))
+
+    def change(record: RoomRecord) -> RoomRecord:
+        record.title = "half done"
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        store.update(room(1).id, change)
+    assert store.get(room(1).id) == room(1)
+
+
+def test_update_answering_the_same_object_writes_nothing(store: RoomStore) -> None:
+    store.insert(room(1))
+
+    def change(record: RoomRecord) -> RoomRecord:
+        record.title = "mutated in place"  # same object back means "no change", mutation or not
+        return record
+
+    assert store.update(room(1).id, change) == room(1)
+    assert store.get(room(1).id) == room(1)
+
+
+def test_list_is_newest_first_and_ids_break_ties(store: RoomStore) -> None:
+    for n, age in [(1, 10), (5, 20), (3, 20), (4, 20), (2, 5), (6, 30)]:
+        store.insert(room(n, age=age))
+    assert ids(store.list(limit=100)) == [6, 5, 4, 3, 1, 2]
+
+
+def test_list_follows_updates_of_created_at_and_status(store: RoomStore) -> None:
+    for n in (1, 2, 3):
+        store.insert(room(n))
+    store.update(room(1).id, lambda r: r.copy(created_at=T0 + timedelta(hours=1), status=2))
+    assert ids(store.list()) == [1, 3, 2]
+    assert ids(store.list(status=2)) == [1]
+    assert ids(store.list(status=0)) == [3, 2]
+
+
+def test_list_filters_by_status(store: RoomStore) -> None:
+    statuses = {1: 0, 2: 1, 3: 2, 4: 1, 5: 3, 6: 1}
+    for n, status in statuses.items():
+        store.insert(room(n, status=status))
+    assert ids(store.list(status=1)) == [6, 4, 2]
+    assert ids(store.list(status=3)) == [5]
+    assert store.list(status=0) == [room(1)]
+    assert ids(store.list(status=None)) == [6, 5, 4, 3, 2, 1]
+
+
+def test_list_pages_by_offset_and_limit(store: RoomStore) -> None:
+    for n in range(1, 8):
+        store.insert(room(n, status=n % 2))
+    assert ids(store.list(offset=0, limit=3)) == [7, 6, 5]
+    assert ids(store.list(offset=3, limit=3)) == [4, 3, 2]
+    assert ids(store.list(offset=6, limit=3)) == [1]
+    assert store.list(offset=7, limit=3) == []
+    assert store.list(offset=100, limit=3) == []
+    assert ids(store.list(status=1, offset=1, limit=2)) == [5, 3]
+    assert store.list(status=1, offset=4, limit=2) == []
+
+
+def test_count_counts_all_or_one_status(store: RoomStore) -> None:
+    assert store.count() == 0
+    for n in range(1, 6):
+        store.insert(room(n, status=1 if n <= 2 else 0))
+    assert store.count() == 5
+    assert store.count(status=1) == 2
+    assert store.count(status=0) == 3
+    assert store.count(status=3) == 0
+
+
+def test_load_secret_makes_one_and_keeps_it(store: RoomStore) -> None:
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"secret-{len(made)}-" + "x" * 40)
+        return made[-1]
+
+    first = store.load_secret(make)
+    assert first == made[0]
+    assert store.load_secret(make) == first
+    assert len(made) == 1
+
+
+def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
+    store.insert(room(1, title="0"))
+    threads, rounds = 8, 25
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def increment(record: RoomRecord) -> RoomRecord:
+        value = int(record.title)
+        time.sleep(0)  # invite a thread switch between read and write
+        return record.copy(title=str(value + 1))
+
+    def worker() -> None:
+        try:
+            start.wait()
+            for _ in range(rounds):
+                store.update(room(1).id, increment)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert errors == []
+    assert store.get(room(1).id).title == str(threads * rounds)  # type: ignore[union-attr]
