@@ -1,0 +1,491 @@
+"""The HTTP contract, in-process: every route, every row of SPEC 1's status table, every lifecycle cell."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from livekit_demo.api import create_app
+from livekit_demo.app_server import AppServer
+from livekit_demo.clock import FixedClock
+from livekit_demo.passwords import hash_password
+from livekit_demo.settings import Settings
+from livekit_demo.signing import explain_url
+
+API = "/api/v1/live"
+ZERO = "0001-01-01T00:00:00Z"
+ROOMINFO_KEYS = {
+    "id", "created_at", "updated_at", "started_at", "stopped_at", "title", "notice", "cover_url", "anchor_id",
+    "anchor_nick", "extends", "status", "mode", "chat_id", "meeting_id", "vod_id", "meeting_info",
+}  # fmt: skip
+ADMIN_HASH = hash_password("s3cret-admin")
+
+
+class Api:
+    """A test client with a fixed clock, logged-in helpers and a view of what is stored."""
+
+    def __init__(self, **settings: object) -> None:
+        self.clock = FixedClock("2026-11-28T10:15:00Z")
+        base = {"storage": "memory", "auth": {"users": {"boss": ADMIN_HASH}, "admins": ["boss"]}}
+        self.server = AppServer(Settings.build(env={}, **(base | settings)), clock=self.clock)
+        self.http = TestClient(create_app(self.server))
+        self.tokens: dict[str, str] = {}
+
+    def token(self, user: str, password: str | None = None) -> str:
+        if user not in self.tokens:
+            r = self.http.post("/login", json={"username": user, "password": password or user})
+            assert r.status_code == 200, r.text
+            self.tokens[user] = r.json()["token"]
+        return self.tokens[user]
+
+    def call(self, name: str, body: object, user: str | None = "ann", *, version: int = 1, **kwargs: object):
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if user is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token(user)}")
+        return self.http.post(f"/api/v{version}/live/{name}", json=body, headers=headers, **kwargs)
+
+    def ok(self, name: str, body: object, user: str = "ann", **kwargs: object):
+        r = self.call(name, body, user, **kwargs)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def create(self, user: str = "ann", **fields: object) -> dict:
+        return self.ok("create", {"title": "room", "anchor": user} | fields, user)
+
+    def stored(self) -> list[dict]:
+        """Every stored row, to prove a bad request changed nothing."""
+        return [r.to_row() for r in self.server.store.list(offset=0, limit=10**6)]
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+def assert_error(response, status: int, *words: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    for word in words:
+        assert word in body["message"], (word, body["message"])
+    assert "Traceback" not in response.text
+    return body
+
+
+# -- login, tokens, identity ------------------------------------------------------------------
+
+
+def test_login_answers_code_expire_and_a_jwt_with_the_contract_claims(api: Api) -> None:
+    for path in ("/login", f"{API}/login", "/api/v2/live/login"):
+        body = api.http.post(path, json={"username": "ann", "password": "ann"}).json()
+        assert body["code"] == 200
+        assert body["expire"] == "2026-11-29T10:15:00+00:00"
+        claims = jwt.decode(body["token"], options={"verify_signature": False})
+        assert claims["id"] == claims["sub"] == "ann"
+        assert claims["exp"] - claims["iat"] == 86400 and claims["orig_iat"] == claims["iat"]
+
+
+def test_login_ignores_any_authorization_header(api: Api) -> None:
+    r = api.http.post("/login", json={"username": "ann", "password": "ann"}, headers={"Authorization": "Bearer live"})
+    assert r.status_code == 200
+
+
+def test_wrong_password_and_configured_users(api: Api) -> None:
+    assert_error(api.http.post("/login", json={"username": "ann", "password": "nope"}), 401, "wrong username or password")
+    # A configured user only logs in with its password, so the demo rule never yields the admin.
+    assert_error(api.http.post("/login", json={"username": "boss", "password": "boss"}), 401)
+    assert api.http.post("/login", json={"username": "boss", "password": "s3cret-admin"}).status_code == 200
+
+
+def test_demo_login_can_be_turned_off() -> None:
+    api = Api(auth={"demo_login": False})
+    assert_error(api.http.post("/login", json={"username": "ann", "password": "ann"}), 401)
+
+
+def test_login_validates_its_fields(api: Api) -> None:
+    body = assert_error(api.http.post("/login", json={"username": "a/b", "password": ""}), 400)
+    assert {d["field"] for d in body["details"]} == {"username", "password"}
+
+
+def test_token_is_found_in_header_then_query_then_cookie(api: Api) -> None:
+    token = api.token("ann")
+    room = {"user_id": "ann", "page_num": 1, "page_size": 10}
+    assert api.http.post(f"{API}/list", json=room, params={"token": token}).status_code == 200
+    api.http.cookies.set("jwt", token)
+    assert api.http.post(f"{API}/list", json=room).status_code == 200
+    # A non-Bearer Authorization header is passed over, so the cookie still counts.
+    assert api.http.post(f"{API}/list", json=room, headers={"Authorization": "Basic xyz"}).status_code == 200
+    api.http.cookies.clear()
+    assert_error(api.http.post(f"{API}/list", json=room, headers={"Authorization": "Basic xyz"}), 401, "no token")
+
+
+@pytest.mark.parametrize(
+    ("make_token", "words"),
+    [
+        (lambda secret: "garbage", "malformed"),
+        (lambda secret: jwt.encode({"id": "ann", "iat": 1, "exp": 2**40}, None, algorithm="none"), "'none'"),
+        (lambda secret: jwt.encode({"id": "ann", "iat": 1, "exp": 2**40}, secret, algorithm="HS512"), "'HS512'"),
+        (lambda secret: jwt.encode({"id": "ann", "iat": 1, "exp": 2**40}, "x" * 40, algorithm="HS256"), "signature"),
+        (lambda secret: jwt.encode({"id": "ann", "iat": 1}, secret, algorithm="HS256"), "'exp'"),
+        (lambda secret: jwt.encode({"id": "ann", "iat": 1, "exp": 1000}, secret, algorithm="HS256"), "expired"),
+    ],
+    ids=["malformed", "alg-none", "hs512", "other-secret", "no-exp", "expired"],
+)
+def test_bad_tokens_are_401_saying_which(api: Api, make_token, words: str) -> None:
+    token = make_token(api.server.auth._secret)
+    r = api.call("list", {"user_id": "ann", "page_num": 1, "page_size": 1}, None, headers={"Authorization": f"Bearer {token}"})
+    assert_error(r, 401, words)
+
+
+def test_tampered_payload_is_401(api: Api) -> None:
+    header, payload, signature = api.token("ann").split(".")
+    forged = jwt.utils.base64url_encode(json.dumps({"id": "boss", "iat": 1, "exp": 2**40}).encode()).decode()
+    r = api.call("list", {"user_id": "boss", "page_num": 1, "page_size": 1}, None, headers={"Authorization": f"Bearer {header}.{forged}.{signature}"})
+    assert_error(r, 401, "signature")
+
+
+def test_token_expires_and_refreshes_within_the_window() -> None:
+    api = Api(auth={"token_ttl": 3600, "refresh_window": 86400})
+    token = api.token("ann")
+    api.clock.advance(86400 - 1)
+    assert_error(api.call("list", {"user_id": "ann", "page_num": 1, "page_size": 1}), 401, "expired")
+    for refresh in (
+        lambda: api.http.post(f"{API}/refresh_token", headers={"Authorization": f"Bearer {token}"}),
+        lambda: api.http.get("/auth/refresh_token", headers={"Authorization": f"Bearer {token}"}),
+        lambda: api.http.post("/api/v2/live/refresh_token", headers={"Authorization": f"Bearer {token}"}),
+    ):
+        body = refresh().json()
+        assert body["code"] == 200
+        claims = jwt.decode(body["token"], options={"verify_signature": False})
+        assert claims["orig_iat"] == api.clock.timestamp()  # refreshed in time = logged in for another window
+    api.clock.advance(1)
+    assert_error(api.http.get("/auth/refresh_token", headers={"Authorization": f"Bearer {token}"}), 401, "refresh window")
+    assert_error(api.http.post(f"{API}/refresh_token"), 401, "no token")
+
+
+def test_im_token_v1_and_v2_shapes(api: Api) -> None:
+    v1 = api.ok("token", {"user_id": "ann", "device_id": "d1", "device_type": "web"})
+    assert set(v1) == {"access_token", "refresh_token"}
+    v2 = api.ok("token", {"user_id": "ann", "role": "admin", "im_server": ["aliyun_new"]}, version=2)
+    assert set(v2) == {"code", "aliyun_new_im"}
+    new = v2["aliyun_new_im"]
+    assert set(new) == {"app_id", "app_sign", "app_token", "auth"} and set(new["auth"]) == {"user_id", "nonce", "timestamp", "role"}
+    assert new["auth"]["timestamp"] == api.clock.timestamp() + 2 * 86400 and new["auth"]["nonce"].startswith("AK-")
+    both = api.ok("token", {"user_id": "ann", "im_server": ["aliyun_old", "aliyun_new"]}, version=2)
+    assert set(both["aliyun_old_im"]) == {"access_token", "refresh_token"}
+    assert_error(api.call("token", {"user_id": "ann", "device_id": "d", "device_type": "fax"}), 400, "device_type")
+    assert_error(api.call("token", {"user_id": "bob", "device_id": "d", "device_type": "web"}), 403)
+
+
+# -- rooms -------------------------------------------------------------------------------------
+
+
+def test_create_answers_exactly_the_contract_fields(api: Api) -> None:
+    room = api.create(title="Hello", notice="n", anchor_nick="Ann", cover_url="https://c/x.png", extends='{"a":1}')
+    assert set(room) == ROOMINFO_KEYS | {"pull_url_info", "push_url_info", "metrics", "user_status"}
+    assert len(room["id"]) == 32 and room["id"][12] == "7" and room["chat_id"] == room["id"]
+    assert room["created_at"] == room["updated_at"] == "2026-11-28T10:15:00Z"
+    assert room["started_at"] == room["stopped_at"] == ZERO
+    assert (room["anchor_nick"], room["cover_url"], room["extends"]) == ("Ann", "https://c/x.png", '{"a":1}')
+    assert room["metrics"] == {"like_count": 0, "online_count": 0, "pv": 0, "uv": 0}
+    assert room["user_status"] == {"mute": False, "mute_source": []}
+    assert room["meeting_id"] == "" and "link_info" not in room
+    assert set(room["push_url_info"]) == {"rtmp_url", "rts_url", "srt_url"}
+    assert set(room["pull_url_info"]) == {"rtmp_url", "rts_url", "flv_url", "hls_url"}
+    verdict = explain_url(room["push_url_info"]["rtmp_url"], "demo-push-key", now=api.clock.now())
+    assert verdict.signature_valid is True
+
+
+def test_ids_sort_in_creation_order_within_one_second(api: Api) -> None:
+    ids = [api.create(title=f"r{i}")["id"] for i in range(20)]
+    assert ids == sorted(ids)
+    listed = api.ok("list", {"user_id": "ann", "page_num": 1, "page_size": 100})
+    assert [r["id"] for r in listed] == ids[::-1]
+
+
+def test_get_counts_visits_and_shows_push_urls_only_to_the_anchor(api: Api) -> None:
+    room = api.create()
+    mine = api.ok("get", {"id": room["id"], "user_id": "ann"})
+    theirs = api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")
+    again = api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")
+    assert "push_url_info" in mine and "push_url_info" not in theirs
+    assert (mine["metrics"]["pv"], theirs["metrics"]["pv"], again["metrics"]["pv"]) == (1, 2, 3)
+    assert again["metrics"]["uv"] == 2
+    # list builds RoomInfo like get but counts no visit
+    listed = api.ok("list", {"user_id": "bob", "page_num": 1, "page_size": 10}, "bob")
+    assert listed[0]["metrics"]["pv"] == 3 and "push_url_info" not in listed[0]
+
+
+def test_list_pages_filters_and_ends_with_an_empty_page(api: Api) -> None:
+    ids = [api.create(title=f"r{i}")["id"] for i in range(5)]
+    api.ok("start", {"id": ids[1], "user_id": "ann"})
+    api.ok("start", {"id": ids[3], "user_id": "ann"})
+    page = lambda n, size, **kw: [r["id"] for r in api.ok("list", {"user_id": "ann", "page_num": n, "page_size": size} | kw)]
+    assert page(1, 2) == [ids[4], ids[3]] and page(3, 2) == [ids[0]] and page(4, 2) == []
+    assert page(1, 10, status=1) == [ids[3], ids[1]]
+    assert page(1, 10, status=0) == [ids[4], ids[2], ids[0]]
+    assert page(1, 10, status=-1) == ids[::-1]
+    assert page(1, 10, status=None) == ids[::-1]
+
+
+def test_update_overwrites_only_present_non_empty_fields(api: Api) -> None:
+    room = api.create(notice="keep", extends='{"k":1}')
+    api.clock.advance(5)
+    updated = api.ok("update", {"id": room["id"], "title": "new", "extends": None, "notice": "", "anchor": "x", "cover_url": "https://c"})
+    assert (updated["title"], updated["notice"], updated["extends"], updated["cover_url"]) == ("new", "keep", '{"k":1}', "https://c")
+    assert updated["updated_at"] == "2026-11-28T10:15:05Z" and updated["created_at"] == room["created_at"]
+
+
+LIFECYCLE_CELLS = [
+    # (status before, call, status after or 409, started_at changes, stopped_at after)
+    (0, "start", 1, True, ZERO),
+    (0, "pause", 409, False, None),
+    (0, "stop", 2, False, "set"),
+    (1, "start", 1, False, ZERO),
+    (1, "pause", 3, False, ZERO),
+    (1, "stop", 2, False, "set"),
+    (3, "start", 1, False, ZERO),
+    (3, "pause", 3, False, ZERO),
+    (3, "stop", 2, False, "set"),
+    (2, "start", 1, True, ZERO),
+    (2, "pause", 409, False, None),
+    (2, "stop", 2, False, "kept"),
+]
+_REACH = {0: [], 1: ["start"], 3: ["start", "pause"], 2: ["start", "stop"]}
+
+
+@pytest.mark.parametrize(("before", "call", "after", "restarts", "stopped"), LIFECYCLE_CELLS)
+def test_every_cell_of_the_lifecycle_table(api: Api, before: int, call: str, after: int, restarts: bool, stopped: str | None) -> None:
+    room = api.create()
+    for step in _REACH[before]:
+        state = api.ok(step, {"id": room["id"], "user_id": "ann"})
+    state = api.ok("get", {"id": room["id"], "user_id": "ann"})
+    assert state["status"] == before
+    api.clock.advance(60)
+    r = api.call(call, {"id": room["id"], "user_id": "ann"})
+    if after == 409:
+        assert_error(r, 409, call, str(before))
+        assert api.ok("get", {"id": room["id"], "user_id": "ann"})["updated_at"] == state["updated_at"]
+        return
+    new = r.json()
+    assert new["status"] == after
+    assert (new["started_at"] != state["started_at"]) is restarts
+    if stopped == "set":
+        assert new["stopped_at"] == "2026-11-28T10:16:00Z"
+    elif stopped == "kept":
+        assert new["stopped_at"] == state["stopped_at"] != ZERO
+    else:
+        assert new["stopped_at"] == ZERO
+    changed = after != before or restarts
+    assert (new["updated_at"] != state["updated_at"]) is changed  # "stays" leaves updated_at alone
+    assert ("vod_info" in new) is (after == 2)
+
+
+def test_delete_answers_the_room_then_it_is_gone(api: Api) -> None:
+    room = api.create()
+    gone = api.ok("delete", {"id": room["id"], "user_id": "ann"})
+    assert gone["id"] == room["id"]
+    assert_error(api.call("get", {"id": room["id"], "user_id": "ann"}), 404, room["id"])
+
+
+def test_every_name_is_served_under_v2_too(api: Api) -> None:
+    room = api.ok("create", {"title": "v2", "anchor": "ann"}, version=2)
+    for name in ("get", "start", "pause", "stop"):
+        assert api.ok(name, {"id": room["id"], "user_id": "ann"}, version=2)["id"] == room["id"]
+    assert api.ok("update", {"id": room["id"], "title": "t2"}, version=2)["title"] == "t2"
+    assert api.ok("list", {"user_id": "ann", "page_num": 1, "page_size": 5}, version=2)[0]["id"] == room["id"]
+    assert_error(api.call("getMeetingInfo", {"id": room["id"]}, version=2), 409, "unsupported live mode: 0")
+    assert api.ok("delete", {"id": room["id"], "user_id": "ann"}, version=2)["id"] == room["id"]
+
+
+# -- co-streaming ------------------------------------------------------------------------------
+
+
+def test_meetings_replace_members_in_order_and_supply_play_urls(api: Api) -> None:
+    room = api.create(mode=1)
+    assert room["meeting_id"] and set(room["link_info"]) == {"cdn_pull_info", "rtc_push_url", "rtc_pull_url"}
+    assert api.ok("getMeetingInfo", {"id": room["id"]}, "bob") == {"members": []}
+    members = [
+        {"user_id": "ann", "user_nick": "Ann", "mic_opened": True, "extra": "dropped"},
+        {"user_id": "bob", "camera_opened": True, "rtc_pull_url": "artc://given"},
+    ]
+    answer = api.ok("updateMeetingInfo", {"id": room["id"], "members": members})
+    assert [m["user_id"] for m in answer["members"]] == ["ann", "bob"]
+    first, second = answer["members"]
+    assert set(first) == {"user_id", "user_nick", "user_avatar", "camera_opened", "mic_opened", "rtc_pull_url"}
+    assert (first["mic_opened"], first["camera_opened"], second["camera_opened"]) == (True, False, True)
+    assert first["rtc_pull_url"].startswith("artc://live.aliyun.com/play/" + room["meeting_id"]) and "userId=ann" in first["rtc_pull_url"]
+    assert second["rtc_pull_url"] == "artc://given"
+    stored = json.loads(api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["meeting_info"])
+    assert stored["members"][0]["rtc_pull_url"] == ""  # regenerated on every read, never stored
+    guest = api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["link_info"]
+    assert "userId=bob" in guest["rtc_push_url"]
+    assert api.ok("updateMeetingInfo", {"id": room["id"], "members": []}) == {"members": []}
+
+
+def test_meeting_rules(api: Api) -> None:
+    room = api.create(mode=1)
+    before = api.stored()
+    dup = [{"user_id": "ann"}, {"user_id": "ann"}]
+    assert assert_error(api.call("updateMeetingInfo", {"id": room["id"], "members": dup}), 400)["details"][0]["field"] == "members[1].user_id"
+    bad = assert_error(api.call("updateMeetingInfo", {"id": room["id"], "members": [{"user_id": "ann"}, {"user_id": "bad id!"}]}), 400, "A-Z")
+    assert bad["details"][0]["field"] == "members[1].user_id"
+    assert_error(api.call("updateMeetingInfo", {"id": room["id"], "members": [{"user_id": f"u{i}"} for i in range(17)]}), 400, "16")
+    assert_error(api.call("updateMeetingInfo", {"id": room["id"]}), 400, "members")
+    assert_error(api.call("updateMeetingInfo", {"id": room["id"], "members": []}, "bob"), 403, "anchor")
+    plain = api.create()
+    assert_error(api.call("updateMeetingInfo", {"id": plain["id"], "members": []}), 409, "unsupported live mode: 0")
+    assert api.stored()[1:] == before  # only the new plain room was added
+    assert_error(api.call("create", {"title": "t", "anchor": "ann", "mode": 2}), 400, "PK")
+
+
+def test_a_co_streaming_anchor_must_follow_the_rtc_rule(api: Api) -> None:
+    api.token("李雷", "李雷")
+    assert api.create("李雷")["anchor_id"] == "李雷"  # letters of any script are fine for mode 0
+    assert_error(api.call("create", {"title": "t", "anchor": "李雷", "mode": 1}, "李雷"), 400, "A-Z")
+
+
+# -- the status table: each bad request gets its answer and changes nothing ----------------------
+
+
+def test_status_table_rows_change_nothing(api: Api) -> None:
+    room = api.create()
+    api.create("bob")
+    before = api.stored()
+    cases = [
+        (api.call("get", {"id": room["id"], "user_id": "ann"}, headers={"Content-Type": "text/plain"}), 415, "Content-Type"),
+        (api.call("update", {"id": room["id"], "title": "x" * 2_000_000}), 413, "limit"),
+        (api.call("start", {"id": room["id"], "user_id": "ann"}, None), 401, "no token"),
+        (api.call("start", {"id": room["id"]}), 400, "user_id"),
+        (api.call("start", {"id": room["id"], "user_id": "bob"}), 403, "not you"),
+        (api.call("start", {"id": "nope", "user_id": "ann"}), 404, "nope"),
+        (api.call("start", {"id": room["id"], "user_id": "bob"}, "bob"), 403, "anchor"),
+        (api.call("pause", {"id": room["id"], "user_id": "ann"}), 409, "pause"),
+        (api.call("update", {"id": room["id"], "title": "x"}, "bob"), 403, "anchor"),
+        (api.call("delete", {"id": room["id"], "user_id": "bob"}, "bob"), 403, "anchor"),
+        (api.call("create", {"title": "t", "anchor": "bob"}), 403, "not you"),
+        (api.call("list", {"user_id": "ann", "page_num": 0, "page_size": 101, "status": 7}), 400, "page_num"),
+    ]
+    for response, status, word in cases:
+        body = assert_error(response, status, word)
+        assert body["details"] is None or status == 400
+    assert api.stored() == before
+
+
+def test_order_of_checks_is_fixed(api: Api) -> None:
+    # Oversize beats content type, which beats the token, which beats the body.
+    big = "{" + " " * 2_000_000 + "}"
+    assert api.http.post(f"{API}/get", content=big, headers={"Content-Type": "text/plain"}).status_code == 413
+    assert api.http.post(f"{API}/get", content="x", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert api.http.post(f"{API}/get", content="not json").status_code == 401
+    # 403 (someone else) beats 404 (room): ids are random, so this reveals nothing.
+    assert api.call("get", {"id": "nope", "user_id": "bob"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"", "body"),
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (b'"text"', "body"),
+        (b"\xff\xfe", "body"),
+        (b'{"title": "", "anchor": "ann"}', "title"),
+        (b'{"title": null, "anchor": "ann"}', "title"),
+        (b'{"title": 5, "anchor": "ann"}', "title"),
+        (b'{"title": "t", "anchor": "ann", "mode": 1.0}', "mode"),
+        (b'{"title": "t", "anchor": "ann", "mode": "1"}', "mode"),
+        (b'{"title": "t", "anchor": "ann", "mode": true}', "mode"),
+        (b'{"title": "t", "anchor": "ann", "mode": 3}', "mode"),
+        (b'{"title": "t", "anchor": "an n"}', "anchor"),
+        (b'{"title": "t", "anchor": "a?b"}', "anchor"),
+        (b'{"title": "t", "anchor": "' + b"a" * 65 + b'"}', "anchor"),
+        (b'{"title": "' + b"t" * 257 + b'", "anchor": "ann"}', "title"),
+        (b'{"title": "t", "anchor": "ann", "extends": {"a": 1}}', "extends"),
+        (b'{"title": "t", "anchor": "ann", "extends": "' + b"e" * 65537 + b'"}', "extends"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(api: Api, raw: bytes, field: str) -> None:
+    r = api.http.post(f"{API}/create", content=raw, headers={"Authorization": f"Bearer {api.token('ann')}", "Content-Type": "application/json"})
+    body = assert_error(r, 400)
+    assert field in {d["field"] for d in body["details"]}, body
+    assert api.stored() == []
+
+
+def test_content_types_that_are_fine(api: Api) -> None:
+    room = api.create()
+    headers = {"Authorization": f"Bearer {api.token('ann')}"}
+    body = json.dumps({"id": room["id"], "user_id": "ann"})
+    assert api.http.post(f"{API}/start", content=body, headers=headers | {"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+    assert api.http.post(f"{API}/pause", content=body, headers=headers | {"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+    assert api.http.post(f"{API}/stop", content=body, headers=headers).status_code == 200  # no Content-Type: read as JSON
+
+
+def test_unknown_fields_are_ignored_and_x_live_env_accepted(api: Api) -> None:
+    room = api.ok("create", {"title": "t", "anchor": "ann", "im_server": 5, "id": "", "user_id": "someone-else"}, headers={"x-live-env": "pre"})
+    assert room["title"] == "t"
+
+
+def test_admin_acts_on_any_room_and_may_view_as_another_user(api: Api) -> None:
+    room = api.create()
+    api.token("boss", "s3cret-admin")
+    as_admin = api.ok("get", {"id": room["id"], "user_id": "boss"}, "boss")
+    assert "push_url_info" in as_admin
+    as_bob = api.ok("get", {"id": room["id"], "user_id": "bob"}, "boss")
+    assert "push_url_info" not in as_bob
+    assert api.ok("start", {"id": room["id"], "user_id": "ann"}, "boss")["status"] == 1
+    assert api.ok("update", {"id": room["id"], "title": "by boss"}, "boss")["title"] == "by boss"
+    assert api.ok("create", {"title": "for carl", "anchor": "carl"}, "boss")["anchor_id"] == "carl"
+
+
+def test_unknown_path_and_method_have_status_bodies(api: Api) -> None:
+    assert_error(api.http.post("/api/v1/live/nothing", json={}), 404, "/api/v1/live/nothing")
+    r = api.http.get(f"{API}/create")
+    assert_error(r, 405, "GET")
+    assert r.headers["allow"] == "POST"
+
+
+def test_cors_allows_any_origin_with_the_clients_headers(api: Api) -> None:
+    r = api.http.options(
+        f"{API}/create",
+        headers={"Origin": "https://web.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type,x-live-env"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "x-live-env" in r.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in r.headers
+
+
+def test_root_tells_the_base_url(api: Api) -> None:
+    r = api.http.get("/")
+    assert r.status_code == 200 and "http://testserver" in r.text
+
+
+def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
+    doc = api.http.get("/openapi.json").json()
+    assert doc == api.http.get("/swagger.json").json()
+    names = ["login", "refresh_token", "token", "create", "get", "list", "update", "start", "pause", "stop", "delete", "getMeetingInfo", "updateMeetingInfo"]
+    for version in (1, 2):
+        for name in names:
+            op = doc["paths"][f"/api/v{version}/live/{name}"]["post"]
+            assert "200" in op["responses"] and "500" in op["responses"]
+    assert "/login" in doc["paths"] and "get" in doc["paths"]["/auth/refresh_token"]
+    start = doc["paths"]["/api/v1/live/start"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409", "413", "415"} <= set(start)
+    assert doc["paths"]["/api/v2/live/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("TokenV2Response")
+    assert "429" in doc["paths"]["/login"]["post"]["responses"]
+
+
+def test_a_server_fault_is_a_one_line_500(api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(api.server.store, "get", broken)
+    r = api.call("get", {"id": "x", "user_id": "ann"})
+    body = assert_error(r, 500)
+    assert "disk on fire" not in r.text
+    assert "disk on fire" in caplog.text  # the log has it
