@@ -1,0 +1,323 @@
+"""The AppServer in a background thread, for notebooks: start, wait until it answers, stop, restart.
+
+    >>> import livekit_demo
+    >>> server = livekit_demo.start_server(storage="memory")   # doctest: +SKIP
+    >>> server.url                                              # doctest: +SKIP
+    'http://127.0.0.1:53127'
+    >>> server.stop()                                           # doctest: +SKIP
+
+**The second-call rule.** Re-running a notebook cell must not pile up servers. Every server that
+`start_server` starts is tracked in this module; a new `start_server()` first stops every server
+still running from earlier calls, unless it is given ``keep=True`` (to run several side by side).
+`stop_all()` stops them all, `current_server()` is the most recent one still running (what
+`livekit_demo.connect()` talks to by default), and `running_servers()` lists them.
+
+The server writes nothing into cells: uvicorn gets no logging config of its own, no access log,
+and its records are passed to the ``livekit_demo.server`` logger, which is quiet unless the
+notebook configures logging (``logging.basicConfig(level="INFO")`` shows them).
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .clock import Clock
+from .serving import _bind
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .app_server import AppServer
+
+__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers"]
+
+log = logging.getLogger("livekit_demo.server")
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 10.0
+"""Seconds `start_server` waits for the first answer before giving up."""
+_POLL = 0.005  # seconds between readiness checks: short, since a start takes some 50 ms
+
+_registry_lock = threading.Lock()
+_running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
+
+
+class _ForwardToOurLogger(logging.Handler):
+    """Hands uvicorn's records to ``livekit_demo.server``, and remembers each thread's errors.
+
+    uvicorn logs through module-level loggers, so this is installed once per process; the errors
+    of a server thread are how `start_server` tells *why* a server died while starting.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[int, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR and record.thread is not None:
+            kept = self.errors.setdefault(record.thread, [])
+            kept.append(record.getMessage())
+            del kept[:-5]  # a long-running server must not grow this: the cause is among the last few
+        if log.isEnabledFor(record.levelno):
+            log.handle(record)
+
+
+_forwarder = _ForwardToOurLogger()
+
+
+def _route_uvicorn_logs() -> None:
+    uvicorn_log = logging.getLogger("uvicorn")
+    if _forwarder not in uvicorn_log.handlers:
+        uvicorn_log.addHandler(_forwarder)
+        # Without this, records also reach the root logger, and with no handler configured there
+        # Python's last-resort handler prints warnings to stderr: into the notebook cell.
+        uvicorn_log.propagate = False
+    package_log = logging.getLogger("livekit_demo")
+    if not any(isinstance(h, logging.NullHandler) for h in package_log.handlers):
+        # Same reason for our own records (a 500's traceback): quiet until logging is configured.
+        package_log.addHandler(logging.NullHandler())
+
+
+class ServerHandle:
+    """A running (or stopped) AppServer in a daemon thread of this process.
+
+    Made by `start_server`. `url` is the base URL to give a client; `app_server` is the
+    `AppServer` itself (its settings, store, clock) for teaching and tests.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, timeout: float = START_TIMEOUT) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timeout = timeout
+        self.host = settings.server.host
+        self.port = settings.server.port
+        self.app_server: AppServer | None = None
+        self._uvicorn: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:53127`` (no trailing slash)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> ServerHandle:
+        """Bind, start the thread and return once the server answers ``GET /``; raise the real cause if not."""
+        if self.running:
+            return self
+        import uvicorn
+
+        from .api import create_app
+        from .app_server import AppServer
+
+        _route_uvicorn_logs()
+        # The store opens here, in the caller's thread: a bad database fails the call, not the thread.
+        app_server = AppServer(self.settings, clock=self.clock)
+        try:
+            # Binding ourselves (port 0 = any free port) means no find-a-port-then-bind race, and a
+            # taken port is an OSError naming host:port, raised here.
+            sock = _bind(self.host, self.port)
+        except BaseException:
+            app_server.close()
+            raise
+        self.port = sock.getsockname()[1]
+        self.settings = self.settings.replace(server={"host": self.host, "port": self.port})
+        self.app_server = app_server
+        config = uvicorn.Config(
+            create_app(app_server),
+            log_config=None,  # never touch the notebook's logging
+            access_log=False,
+            log_level=self.settings.server.log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._failure = None
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._uvicorn, sock), name=f"livekit_demo-server-{self.port}", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        # uvicorn installs no signal handlers outside the main thread; its startup failures end in
+        # sys.exit, which a thread would swallow silently: keep it, so start() can tell why.
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:
+            self._failure = exc
+        finally:
+            sock.close()
+
+    def _wait_until_ready(self) -> None:
+        assert self._thread is not None and self._uvicorn is not None
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise self._death_cause()
+            if self._uvicorn.started and self._answers():
+                return
+            time.sleep(_POLL)
+        raise TimeoutError(f"the AppServer on {self.url} did not answer within {self.timeout:g} s")
+
+    def _death_cause(self) -> BaseException:
+        assert self._thread is not None
+        failure = self._failure
+        if failure is not None and not isinstance(failure, SystemExit):
+            return failure
+        errors = _forwarder.errors.pop(self._thread.ident or 0, None)
+        cause = f": {'; '.join(errors)}" if errors else " (see the 'livekit_demo.server' log)"
+        return RuntimeError(f"the AppServer on {self.url} stopped while starting{cause}")
+
+    def _answers(self) -> bool:
+        """A real request, so 'ready' means the whole app answers, not only that uvicorn is listening."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=1)
+        try:
+            connection.request("GET", "/")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, wait for the thread to end and free the port. Stopping twice is harmless."""
+        with _registry_lock:
+            if self in _running:
+                _running.remove(self)
+        server, thread = self._uvicorn, self._thread
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                # Open connections hold the graceful shutdown: stop waiting for them.
+                assert server is not None
+                server.force_exit = True
+                thread.join(timeout)
+            _forwarder.errors.pop(thread.ident or 0, None)
+        if self.app_server is not None:
+            # The app's lifespan closes the store on a clean shutdown; a failed start skips it.
+            self.app_server.close()
+        self._uvicorn = None
+        self._thread = None
+
+    def restart(self) -> ServerHandle:
+        """Stop and start again on the same port, like restarting the server process.
+
+        The store is reopened: TinyDB data survives, memory storage starts empty, as it would.
+        """
+        self.stop()
+        self.start()
+        with _registry_lock:
+            _running.append(self)
+        return self
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def storage(self) -> str:
+        """The storage type, with the file for TinyDB (database URLs are not shown: they may hold a password)."""
+        kind = self.settings.storage.type
+        return f"tinydb ({self.settings.storage.url})" if kind == "tinydb" else kind
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ServerHandle {self.url} storage={self.settings.storage.type} {state}>"
+
+    def _repr_html_(self) -> str:
+        state = "running" if self.running else "stopped"
+        color = "#1a7f37" if self.running else "#888"
+        url = html.escape(self.url)
+        link = f"<a href='{url}/' target='_blank'>{url}</a>" if self.running else f"<code>{url}</code>"
+        return (
+            "<table><caption style='text-align:left'><b>livekit_demo AppServer</b></caption>"
+            f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>"
+            f"<tr><th style='text-align:left'>storage</th><td style='text-align:left'>{html.escape(self.storage)}</td></tr>"
+            f"<tr><th style='text-align:left'>status</th><td style='text-align:left;color:{color}'>{state}</td></tr>"
+            "</table>"
+        )
+
+
+def start_server(
+    config_file: str | None = None,
+    *,
+    port: int = 0,
+    keep: bool = False,
+    clock: Clock | None = None,
+    timeout: float = START_TIMEOUT,
+    env: Any = None,
+    **settings: Any,
+) -> ServerHandle:
+    """Start the AppServer in a daemon thread on 127.0.0.1 and return once it answers.
+
+    `settings` are `Settings.build`'s keyword arguments (``storage="memory"``,
+    ``auth={"token_ttl": 60}``...), over `config_file` and the environment (`env`, default
+    ``os.environ``). The default storage is what settings say: TinyDB ``livekit_demo.json`` in the
+    current directory. `port` 0 takes any free port. Earlier servers of this process are stopped
+    first unless `keep` is true (see the module docstring). `clock` replaces the system clock
+    (tests: a `FixedClock`).
+
+        >>> server = start_server(storage="memory")          # doctest: +SKIP
+        >>> server                                           # doctest: +SKIP
+        <ServerHandle http://127.0.0.1:53127 storage=memory running>
+        >>> with start_server(storage="memory", keep=True) as other:   # doctest: +SKIP
+        ...     print(other.url)
+
+    Raises `SettingsError` for a bad setting (before any thread starts), `OSError` naming host:port
+    when the port is taken, `TimeoutError` when the server does not answer within `timeout` seconds,
+    and the server's own error when it dies while starting.
+    """
+    built = Settings.build(config_file, env=env, **settings)
+    # The notebook server is for this machine only; settings' host and port are the `serve` command's.
+    built = built.replace(server={"host": LOOPBACK, "port": port})
+    if not keep:
+        stop_all()
+    handle = ServerHandle(built, clock=clock, timeout=timeout).start()
+    with _registry_lock:
+        _running.append(handle)
+    return handle
+
+
+def stop_all() -> None:
+    """Stop every server that `start_server` started in this process."""
+    with _registry_lock:
+        handles = list(_running)
+    for handle in reversed(handles):
+        handle.stop()
+
+
+def current_server() -> ServerHandle | None:
+    """The most recently started server that is still running, or None."""
+    with _registry_lock:
+        for handle in reversed(_running):
+            if handle.running:
+                return handle
+    return None
+
+
+def running_servers() -> list[ServerHandle]:
+    """The servers `start_server` started that are still tracked, oldest first."""
+    with _registry_lock:
+        return list(_running)
