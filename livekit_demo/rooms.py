@@ -17,7 +17,7 @@ from typing import Any
 from .auth import Identity
 from .clock import Clock, format_time, to_second
 from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomNotFound
-from .models import MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
+from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .storage.base import RoomStore
 from .streams import StreamUrls
 from .types import JSONDict, RoomId, UserId
@@ -36,6 +36,7 @@ class Transition:
     clear_stopped: bool = False
 
 
+_TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -288,25 +289,14 @@ class RoomService:
 
     def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False) -> RoomInfo:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
-        info = RoomInfo(
-            id=record.id,
-            created_at=format_time(record.created_at),
-            updated_at=format_time(record.updated_at),
-            started_at=format_time(record.started_at),
-            stopped_at=format_time(record.stopped_at),
-            title=record.title,
-            notice=record.notice,
-            cover_url=record.cover_url,
-            anchor_id=record.anchor_id,
-            anchor_nick=record.anchor_nick,
-            extends=record.extends,
-            status=int(record.status),
-            mode=int(record.mode),
-            chat_id=record.chat_id,
-            meeting_id=record.meeting_id,
-            vod_id=record.vod_id,
-            meeting_info=record.meeting_info,
-        )
+        info = RoomInfo()
+        for name in ROOMINFO_FIELDS:  # the stored fields the original answers, in its order
+            value = getattr(record, name)
+            if name in _TIME_FIELDS:
+                value = format_time(value)
+            elif name in ("status", "mode"):
+                value = int(value)
+            info[name] = value
         info["pull_url_info"] = self.streams.pull_info(record.id)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
