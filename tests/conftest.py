@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sql_databases import fresh_database_url
 
 from livekit_demo.settings import Settings
 from livekit_demo.storage import RoomStore, open_store
@@ -25,11 +26,18 @@ def _open(storage: str) -> RoomStore:
 STORE_FACTORIES: dict[str, Callable[[Path], RoomStore]] = {
     "memory": lambda tmp_path: _open("memory"),
     "tinydb": lambda tmp_path: _open(str(tmp_path / "data" / "rooms.json")),
+    # fresh_database_url drops our tables first, and skips (or fails) when a server is unreachable.
+    "sqlite": lambda tmp_path: _open(fresh_database_url("sqlite", tmp_path)),
+    "mysql": lambda tmp_path: _open(fresh_database_url("mysql", tmp_path)),
+    "postgresql": lambda tmp_path: _open(fresh_database_url("postgresql", tmp_path)),
 }
 
 STORE_PARAMS = [
     pytest.param("memory"),
     pytest.param("tinydb"),
+    pytest.param("sqlite"),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
 ]
 
 
