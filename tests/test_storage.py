@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -220,3 +219,213 @@ def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
         thread.join()
     assert errors == []
     assert store.get(room(1).id).title == str(threads * rounds)  # type: ignore[union-attr]
+
+
+# -- what only the TinyDB store promises ------------------------------------------------------------
+
+CRASHING_WRITER = """
+import os, signal, sys
+from datetime import datetime, timedelta, timezone
+from livekit_demo.models import RoomRecord
+from livekit_demo.storage import TinyDBStore
+
+T0 = datetime(2026, 11, 28, 10, 15, tzinfo=timezone.utc)
+
+def room(n, **columns):
+    created = T0 + timedelta(seconds=n)
+    values = {"title": f"room {n}", "created_at": created, "updated_at": created, **columns}
+    return RoomRecord(id=f"{n:032x}", **values)
+
+store = TinyDBStore(sys.argv[1])
+"""
+
+
+def run_python(script: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """`script` in another process, with `path` as its argument."""
+    return subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def run_then_kill(path: Path, writes: str) -> None:
+    """Run `writes` (with `store` and `room` at hand) in another process, then kill it without closing."""
+    done = run_python(CRASHING_WRITER + textwrap.dedent(writes) + "\nos.kill(os.getpid(), signal.SIGKILL)\n", path)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def journal_of(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def rooms_in_file(path: Path) -> dict[str, dict[str, object]]:
+    """The rooms as plain TinyDB reads them, by room id."""
+    with TinyDB(path, access_mode="r") as db:
+        return {doc["id"]: dict(doc) for doc in db.table("room_infos").all()}
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "rooms.json"
+
+
+def test_reopen_after_close_keeps_everything(path: Path) -> None:
+    with TinyDBStore(path) as store:
+        for n in (1, 2, 3):
+            store.insert(room(n))
+        store.update(room(2).id, lambda r: r.copy(status=1, title="live now"))
+        store.delete(room(3).id)
+        secret = store.load_secret(lambda: "s" * 40)
+    with TinyDBStore(path) as store:
+        assert store.list() == [room(2, status=1, title="live now"), room(1)]
+        assert store.load_secret(lambda: "another") == secret
+
+
+def test_acknowledged_writes_survive_kill_9(path: Path) -> None:
+    run_then_kill(
+        path,
+        """
+        for n in (1, 2, 3):
+            store.insert(room(n))
+        store.update(room(1).id, lambda r: r.copy(title="renamed"))
+        store.delete(room(2).id)
+        """,
+    )
+    assert journal_of(path).read_text().count("\n") == 5
+    with TinyDBStore(path) as store:
+        assert store.list() == [room(3), room(1, title="renamed")]
+        assert journal_of(path).stat().st_size == 0, "replayed entries are folded into the snapshot at open"
+    assert set(rooms_in_file(path)) == {room(1).id, room(3).id}
+
+
+def test_a_torn_last_journal_line_is_ignored(path: Path) -> None:
+    torn = '{"op":"put","doc":9,"row":{"id":"torn'  # a crash in the middle of a write
+    run_then_kill(path, "store.insert(room(1))")
+    with journal_of(path).open("a") as journal:
+        journal.write(torn)
+    TinyDBStore(path).close()
+    journal_of(path).write_text(torn)  # torn alone: a crash in the first write after a snapshot
+    with TinyDBStore(path) as store:
+        assert store.list() == [room(1)]
+        store.insert(room(2))
+        entries = [json.loads(line) for line in journal_of(path).read_text().splitlines()]
+        assert [e["row"]["id"] for e in entries] == [room(2).id], "the fragment is cut off, not written after"
+    with TinyDBStore(path) as store:
+        assert ids(store.list()) == [2, 1]
+
+
+def test_a_damaged_journal_line_before_the_last_is_an_error(path: Path) -> None:
+    run_then_kill(path, "store.insert(room(1)); store.insert(room(2))")
+    lines = journal_of(path).read_text().splitlines(keepends=True)
+    journal_of(path).write_text("garbage\n" + lines[1])
+    with pytest.raises(StorageError, match=r"journal .*line 1"):
+        TinyDBStore(path)
+
+
+def test_the_journal_is_folded_into_the_snapshot_as_it_grows(path: Path) -> None:
+    with TinyDBStore(path, compact_after=5) as store:
+        for n in (1, 2, 3):
+            store.insert(room(n))
+        for step in range(10):
+            store.update(room(1).id, lambda r, step=step: r.copy(title=f"take {step}"))
+        assert journal_of(path).read_text().count("\n") <= 5
+        assert rooms_in_file(path)[room(1).id]["title"] in {f"take {s}" for s in range(5, 10)}
+    assert rooms_in_file(path)[room(1).id]["title"] == "take 9"
+
+
+def test_the_file_is_a_tinydb_database_of_rows(path: Path) -> None:
+    with TinyDBStore(path) as store:
+        assert rooms_in_file(path) == {}, "a new store leaves a valid, empty database at once"
+        store.insert(room(1, extends='{"userNick":"Ann"}'))
+        store.insert(room(2, status=1))
+    assert rooms_in_file(path) == {room(1).id: room(1, extends='{"userNick":"Ann"}').to_row(), room(2).id: room(2, status=1).to_row()}
+    assert not list(path.parent.glob("*.tmp")), "no temporary file is left behind"
+
+
+def test_a_file_made_by_plain_tinydb_loads_and_keeps_its_other_tables(path: Path) -> None:
+    with TinyDB(path) as db:
+        db.table("room_infos").insert(room(1).to_row())
+        db.table("room_infos").insert(room(2).to_row())
+        db.insert({"note": "not ours"})
+    with TinyDBStore(path) as store:
+        assert ids(store.list()) == [2, 1]
+        store.insert(room(3))
+    with TinyDB(path, access_mode="r") as db:
+        assert db.all() == [{"note": "not ours"}]
+        assert len(db.table("room_infos")) == 3
+
+
+def test_a_corrupt_file_is_an_error_and_stays_as_it_was(path: Path) -> None:
+    path.write_text('{"room_infos": {"1": {"id": "abc"')
+    with pytest.raises(StorageError, match="does not parse") as caught:
+        TinyDBStore(path)
+    assert str(path) in str(caught.value)
+    assert path.read_text() == '{"room_infos": {"1": {"id": "abc"'
+    TinyDBStore(path.with_name("other.json")).close()  # the failed open left nothing locked behind
+
+
+def test_a_second_open_in_the_process_is_refused_until_close(path: Path) -> None:
+    store = TinyDBStore(path)
+    with pytest.raises(StorageError, match="already open in this process"):
+        TinyDBStore(path.parent / "." / path.name)
+    store.close()
+    TinyDBStore(path).close()
+
+
+def test_another_process_is_refused(path: Path) -> None:
+    with TinyDBStore(path):
+        done = run_python("import sys\nfrom livekit_demo.storage import TinyDBStore\nTinyDBStore(sys.argv[1])", path)
+    assert done.returncode == 1
+    assert "in use by another process" in done.stderr
+
+
+def test_an_update_that_changes_nothing_writes_no_journal_line(path: Path) -> None:
+    with TinyDBStore(path) as store:
+        store.insert(room(1))
+        size = journal_of(path).stat().st_size
+        store.update(room(1).id, lambda r: r)
+        assert journal_of(path).stat().st_size == size
+        store.update(room(1).id, lambda r: r.copy(title="x"))
+        assert journal_of(path).stat().st_size > size
+
+
+def test_the_secret_file_is_owner_only_and_kept(path: Path) -> None:
+    with TinyDBStore(path) as store:
+        secret = store.load_secret(lambda: "k" * 40)
+    secret_file = path.with_name("rooms.json.secret")
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert secret_file.read_text() == secret == "k" * 40
+
+
+# -- open_store -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "none"])
+def test_open_store_memory(kind: str) -> None:
+    store = open_store(Settings.build(env={}, storage=kind))
+    assert isinstance(store, MemoryStore)
+    store.close()
+
+
+def test_open_store_tinydb_makes_folders_and_honours_secret_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "rooms.json"
+    secret_file = tmp_path / "keys" / "jwt.secret"
+    store = open_store(Settings.build(env={}, storage=str(target), auth={"secret_file": str(secret_file)}))
+    try:
+        assert isinstance(store, TinyDBStore)
+        assert target.exists()
+        assert store.load_secret(lambda: "z" * 40) == secret_file.read_text()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "extra"),
+    [
+        ("mysql", "user:pass@tcp(127.0.0.1:3306)/live?charset=utf8mb4&parseTime=True&loc=Local", "mysql"),
+        ("postgresql", "postgresql://user@127.0.0.1/live", "postgresql"),
+        ("sqlite", "sqlite:///rooms.db", "sqlite"),
+        ("sql", "postgres://user@127.0.0.1/live", "postgresql"),
+    ],
+)
+def test_open_store_sql_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch, kind: str, url: str, extra: str) -> None:
+    monkeypatch.setitem(sys.modules, "livekit_demo.storage.sql", None)  # as if the SQL side were missing
+    with pytest.raises(StorageError, match=rf'pip install "livekit_demo\[{extra}\]"'):
+        open_store(Settings.build(env={}, storage={"type": kind, "url": url}))

@@ -41,9 +41,7 @@ def _open_sql(settings: Settings) -> RoomStore:
     try:
         from .sql import SqlStore
 
-        if hasattr(SqlStore, "from_settings"):
-            return SqlStore.from_settings(settings)  # type: ignore[no-any-return]
-        return SqlStore(settings.storage.url)  # type: ignore[no-any-return]
+        return SqlStore.from_settings(settings)
     except ModuleNotFoundError as exc:
         # SQLAlchemy, or the database's driver, is an optional extra.
         install = " or ".join(f'pip install "livekit_demo[{e}]"' for e in ([extra] if extra else _SQL_KINDS))

@@ -13,7 +13,6 @@ index changes: when they raise, the store is as it was.
 
 from __future__ import annotations
 
-import copy
 import threading
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator
@@ -30,6 +29,14 @@ __all__ = ["RoomIndex", "IndexedStore"]
 
 _ListKey = tuple[datetime, str]
 _NO_TIME = datetime.min.replace(tzinfo=timezone.utc)  # a room without created_at sorts oldest
+
+
+def _copy(record: RoomRecord) -> RoomRecord:
+    # What copy.copy does for a dataclass without slots (every column is immutable), several times
+    # faster; it is on every read path, 20 times per list page.
+    new = object.__new__(type(record))
+    new.__dict__ = record.__dict__.copy()
+    return new
 
 
 def _list_key(record: RoomRecord) -> _ListKey:
@@ -117,7 +124,7 @@ class IndexedStore:
             self._check_open()
             if self._index.get(record.id) is not None:
                 raise DuplicateRoom(f"room already exists: {record.id}")
-            stored = copy.copy(record)
+            stored = _copy(record)
             self._persist_put(stored)
             self._index.put(stored)
 
@@ -125,7 +132,7 @@ class IndexedStore:
         with self._lock:
             self._check_open()
             record = self._index.get(room_id)
-            return copy.copy(record) if record is not None else None
+            return _copy(record) if record is not None else None
 
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
         with self._lock:
@@ -133,17 +140,17 @@ class IndexedStore:
             current = self._index.get(room_id)
             if current is None:
                 return None
-            given = copy.copy(current)
+            given = _copy(current)
             new = change(given)
             if new is given:
                 # "No change", even if `change` mutated its copy in place.
-                return copy.copy(current)
+                return _copy(current)
             if not isinstance(new, RoomRecord) or new.id != room_id:
                 raise ValueError(f"a room change must return a RoomRecord with id {room_id!r}, not {new!r}")
-            stored = copy.copy(new)
+            stored = _copy(new)
             self._persist_put(stored)
             self._index.put(stored)
-            return copy.copy(stored)
+            return _copy(stored)
 
     def delete(self, room_id: RoomId) -> RoomRecord | None:
         with self._lock:
@@ -159,7 +166,7 @@ class IndexedStore:
             raise ValueError(f"offset and limit must not be negative (got {offset}, {limit})")
         with self._lock:
             self._check_open()
-            return [copy.copy(r) for r in self._index.page(_status_key(status), offset, limit)]
+            return [_copy(r) for r in self._index.page(_status_key(status), offset, limit)]
 
     def count(self, *, status: int | None = None) -> int:
         with self._lock:
