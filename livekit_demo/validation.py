@@ -165,13 +165,15 @@ class Schema:
         if not isinstance(value, dict):
             _bad(problems, path or "body", f"must be a JSON object, not {_json_type(value)}")
             return {}
-        clean: JSONDict = dict(self.defaults)
+        clean: JSONDict = {}  # in the declared order, so answers list fields as the contract does
         for spec in self.fields:
             where = f"{path}.{spec.name}" if path else spec.name
             raw = value.get(spec.name)  # unknown keys are never looked at
             if raw is None or (spec.required and raw == ""):
                 if spec.required:
                     _bad(problems, where, "is required" if raw is None else "is required and must not be empty")
+                elif spec.name in self.defaults:
+                    clean[spec.name] = self.defaults[spec.name]
                 continue
             checked = spec.validate(raw, where, problems)
             if checked is not None:
