@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,24 +13,21 @@ from livekit_demo.storage import RoomStore, open_store
 
 # -- storage: `store` runs every test that takes it once per engine ---------------------------------
 #
-# To add an engine: a factory below (given a fresh tmp_path; call pytest.skip("reason") in it when
+# To add an engine: a branch in storage_setting (given a fresh tmp_path; skip with a reason when
 # the engine's server is unreachable) and a param in STORE_PARAMS, marked for servers, e.g.
 #     pytest.param("mysql", marks=pytest.mark.mysql)
-# A factory for a shared server must hand back an empty store.
+# A shared server must hand back an empty store.
 
 
-def _open(storage: str) -> RoomStore:
-    return open_store(Settings.build(env={}, storage=storage))
-
-
-STORE_FACTORIES: dict[str, Callable[[Path], RoomStore]] = {
-    "memory": lambda tmp_path: _open("memory"),
-    "tinydb": lambda tmp_path: _open(str(tmp_path / "data" / "rooms.json")),
+def storage_setting(engine: str, tmp_path: Path) -> str:
+    """The `storage` setting for a fresh, empty store of `engine` (skips when its server is away)."""
+    if engine == "memory":
+        return "memory"
+    if engine == "tinydb":
+        return str(tmp_path / "data" / "rooms.json")
     # fresh_database_url drops our tables first, and skips (or fails) when a server is unreachable.
-    "sqlite": lambda tmp_path: _open(fresh_database_url("sqlite", tmp_path)),
-    "mysql": lambda tmp_path: _open(fresh_database_url("mysql", tmp_path)),
-    "postgresql": lambda tmp_path: _open(fresh_database_url("postgresql", tmp_path)),
-}
+    return fresh_database_url(engine, tmp_path)
+
 
 STORE_PARAMS = [
     pytest.param("memory"),
@@ -44,7 +41,7 @@ STORE_PARAMS = [
 @pytest.fixture(params=STORE_PARAMS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RoomStore]:
     """An empty room store of each engine, closed afterwards."""
-    opened = STORE_FACTORIES[request.param](tmp_path)
+    opened = open_store(Settings.build(env={}, storage=storage_setting(request.param, tmp_path)))
     try:
         yield opened
     finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import jwt
 import pytest
+from conftest import STORE_PARAMS, storage_setting
 from starlette.testclient import TestClient
 
 from livekit_demo.api import create_app
@@ -60,9 +63,14 @@ class Api:
         return [r.to_row() for r in self.server.store.list(offset=0, limit=10**6)]
 
 
-@pytest.fixture
-def api() -> Api:
-    return Api()
+@pytest.fixture(params=STORE_PARAMS)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """The contract on every storage engine (tests that need special settings make their own `Api`)."""
+    made = Api(storage=storage_setting(request.param, tmp_path))
+    try:
+        yield made
+    finally:
+        made.server.close()
 
 
 def assert_error(response, status: int, *words: str) -> dict:
