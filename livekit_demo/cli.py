@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(run=_serve)
 
+    lab = commands.add_parser("lab", help="open JupyterLab on the teaching notebooks")
+    lab.add_argument("--dir", default=None, help="where to put your copies of the notebooks (default ./livekit_demo_notebooks)")
+    # Any other arguments (e.g. --no-browser --port 8888) are passed on to JupyterLab.
+    lab.set_defaults(run=_lab)
+
     hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
     hasher.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
     hasher.set_defaults(run=_hash_password)
@@ -44,6 +49,14 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["storage"] = args.storage
     serve(Settings.build(args.config, **overrides))
     return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .lab import DEFAULT_FOLDER, run_lab
+
+    return run_lab(Path(args.dir or DEFAULT_FOLDER), args.passed_on)
 
 
 def _hash_password(args: argparse.Namespace) -> int:
@@ -63,7 +76,11 @@ def _hash_password(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors are one line on stderr and a non-zero exit, never a traceback."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    args.passed_on = passed_on
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
