@@ -1,0 +1,275 @@
+"""The notebook forms, driven headless: set values, click, read the state back. No browser, no kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from livekit_demo.client import AppServerClient, connect
+from livekit_demo.runner import ServerHandle, start_server
+from livekit_demo.widgets import ALLOWED_FROM, ControlPanel, control_panel
+
+
+@pytest.fixture
+def server() -> Iterator[ServerHandle]:
+    handle = start_server(storage="memory", env={}, keep=True)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def make_panel(server: ServerHandle) -> Iterator[Callable[..., ControlPanel]]:
+    """Panels logged in as a given user through the Login tab; all closed afterwards."""
+    made: list[ControlPanel] = []
+
+    def make(username: str | None = "ann", password: str = "") -> ControlPanel:
+        panel = control_panel(server=server)
+        made.append(panel)
+        if username is not None:
+            log_in(panel, username, password)
+        return panel
+
+    yield make
+    for panel in made:
+        panel.close()
+
+
+def log_in(panel: ControlPanel, username: str, password: str = "") -> None:
+    panel.login_form.username.value = username
+    panel.login_form.password.value = password
+    panel.login_form.button.click()
+
+
+def create_room(panel: ControlPanel, title: str, *, mode: int = 0, **extends: str) -> dict:
+    form = panel.create_form
+    form.fields["title"].value = title
+    form.mode.value = mode
+    for key, value in extends.items():
+        form.extends.add_pair(key, value)
+    form.button.click()
+    assert form.status_text == "✓ create: ok", form.status_text
+    return panel.session.room
+
+
+def test_login_fills_the_session_and_a_bad_password_shows_inline(make_panel: Callable[..., ControlPanel], server: ServerHandle) -> None:
+    panel = make_panel(None)
+    assert panel.login_form.url.value == server.url
+    log_in(panel, "ann", "wrong")
+    assert panel.client is None
+    assert panel.login_form.status_text.startswith("✗ login: 401 ")
+    assert panel.json_view.data["code"] == 401
+    log_in(panel, "ann")
+    assert panel.login_form.status_text == "✓ login: ok"
+    assert isinstance(panel.client, AppServerClient) and panel.client.username == "ann"
+    assert panel.json_view.data["code"] == 200 and "logged in as <b>ann</b>" in panel.header.value
+
+
+def test_calls_before_login_and_to_a_dead_server_show_inline(make_panel: Callable[..., ControlPanel], server: ServerHandle) -> None:
+    panel = make_panel(None)
+    panel.create_form.fields["title"].value = "too early"
+    panel.create_form.button.click()
+    assert panel.create_form.status_text == "✗ create: log in first"
+    log_in(panel, "ann")
+    server.stop()
+    panel.room_list.reload.click()
+    assert panel.room_list.status_text.startswith("✗ list: no answer (ConnectError")
+    panel.login_form.url.value = "not a url"
+    panel.login_form.button.click()
+    assert panel.login_form.status_text.startswith("✗ login: no answer")
+
+
+def test_create_encodes_extends_and_selects_the_room(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    form = panel.create_form
+    form.fields["notice"].value = "welcome"
+    form.fields["anchor_nick"].value = "Ann"
+    key, value = form.extends.add_pair()
+    key.value, value.value = "userAvatar", "https://example.com/a.png"
+    form.extends.add_pair("", "ignored: no key")
+    room = create_room(panel, "Morning show", userNick="Ann")
+    assert json.loads(room["extends"]) == {"userAvatar": "https://example.com/a.png", "userNick": "Ann"}
+    assert isinstance(room["extends"], str)
+    assert panel.json_view.data == room and '"title": "Morning show"' in panel.json_view.value
+    assert room["notice"] == "welcome" and room["anchor_nick"] == "Ann" and room["mode"] == 0
+    assert panel.room_list.select.value == room["id"]  # the new room is listed and selected
+    assert panel.update_form.fields["title"].value == "Morning show"
+
+
+def test_create_refused_shows_the_fields(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    panel.create_form.button.click()  # no title
+    assert panel.create_form.status_text.startswith("✗ create: 400 ")
+    assert [d["field"] for d in panel.json_view.data["details"]] == ["title"]
+
+
+def test_lifecycle_buttons_follow_the_table(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    buttons = panel.lifecycle
+    assert buttons.enabled == []  # nothing selected
+    room = create_room(panel, "Lifecycle")
+    steps = [("start", 1), ("pause", 3), ("start", 1), ("stop", 2), ("start", 1), ("stop", 2)]
+    assert buttons.enabled == ["start", "stop", "delete"]
+    for action, status in steps:
+        buttons.buttons[action].click()
+        assert buttons.status_text == f"✓ {action}: ok"
+        assert panel.session.room["status"] == status and panel.json_view.data["status"] == status
+        assert buttons.enabled == [name for name in ALLOWED_FROM if status in ALLOWED_FROM[name]]
+        assert f"status {status}" in buttons.room_label.value
+    assert "ended" in panel.room_list.select.label  # the list shows the new status
+    buttons.buttons["delete"].click()
+    assert buttons.status_text == "✓ delete: ok"
+    assert panel.session.room is None and buttons.enabled == []
+    assert room["id"] not in [r["id"] for r in panel.room_list.rooms]
+
+
+def test_a_disabled_button_does_nothing_and_any_call_shows_the_409(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "Prepared")
+    pause = panel.lifecycle.buttons["pause"]
+    assert pause.disabled
+    pause.click()  # as a browser: a disabled button sends nothing
+    assert panel.lifecycle.status_text == "" and panel.session.room["status"] == 0
+    panel.lifecycle.any_call.value = True
+    assert panel.lifecycle.enabled == ["start", "pause", "stop", "delete"]
+    pause.click()
+    assert panel.lifecycle.status_text.startswith("✗ pause: 409 cannot pause")
+    assert panel.json_view.data["code"] == 409
+    assert panel.lifecycle.last_error is not None and panel.lifecycle.last_error.status == 409
+    assert panel.session.room["status"] == 0  # a refused call changes nothing
+
+
+def test_another_user_acting_on_the_room_gets_403_inline(make_panel: Callable[..., ControlPanel]) -> None:
+    ann = make_panel("ann")
+    room = create_room(ann, "Ann's room")
+    bob = make_panel("bob")
+    assert room["id"] in [r["id"] for r in bob.room_list.rooms]
+    bob.room_list.select.value = room["id"]  # bob picks ann's room from the list
+    assert bob.session.room["id"] == room["id"] and "push_url_info" not in bob.session.room
+    bob.lifecycle.buttons["start"].click()
+    assert bob.lifecycle.status_text.startswith("✗ start: 403 ")
+    assert bob.json_view.data["code"] == 403
+    bob.update_form.fields["title"].value = "Bob's now"
+    bob.update_form.button.click()
+    assert bob.update_form.status_text.startswith("✗ update: 403 ")
+    assert "push URLs are answered only" in bob.urls.qr.value
+
+
+def test_update_form_fills_and_sends_changes(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "Before", userNick="Ann")
+    form = panel.update_form
+    assert form.extends.pairs() == {"userNick": "Ann"}
+    form.fields["title"].value = "After"
+    form.fields["notice"].value = ""  # empty changes nothing
+    form.extends.rows[0][1].value = "Annie"
+    form.button.click()
+    assert form.status_text == "✓ update: ok"
+    assert panel.session.room["title"] == "After" and json.loads(panel.session.room["extends"]) == {"userNick": "Annie"}
+    assert panel.json_view.data["title"] == "After"
+
+
+def test_room_list_pages_and_filters(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    for n in range(5):
+        create_room(panel, f"room {n}")
+    panel.lifecycle.buttons["start"].click()  # "room 4" goes live
+    rooms = panel.room_list
+    rooms.page_size.value = 2
+    assert [r["title"] for r in rooms.rooms] == ["room 4", "room 3"] and rooms.previous.disabled
+    rooms.next.click()
+    assert rooms.page == 2 and [r["title"] for r in rooms.rooms] == ["room 2", "room 1"]
+    assert isinstance(panel.json_view.data, list) and len(panel.json_view.data) == 2  # a click shows the answer
+    rooms.next.click()
+    assert [r["title"] for r in rooms.rooms] == ["room 0"] and rooms.next.disabled
+    rooms.previous.click()
+    assert rooms.page == 2
+    rooms.status_filter.value = 1
+    assert rooms.page == 1 and [r["title"] for r in rooms.rooms] == ["room 4"]
+    rooms.status_filter.value = 2
+    assert rooms.rooms == [] and rooms.select.options == ()
+    rooms.status_filter.value = -1
+    rooms.select.value = rooms.rooms[1]["id"]
+    assert panel.session.room["title"] == "room 3"
+    assert panel.update_form.fields["title"].value == "room 3"
+
+
+def test_meeting_editor_adds_toggles_removes_and_saves(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    editor = panel.meeting
+    create_room(panel, "Plain")
+    assert editor.save_button.disabled and "needs a mode 1 room" in editor.room_label.value
+    create_room(panel, "Duet", mode=1)
+    assert not editor.save_button.disabled and editor.rows == []
+    editor.new_user.value = "ann"
+    editor.add_button.click()
+    editor.add_member("bob", "Bob")
+    editor.add_member("cy")
+    editor.rows[0].mic.value = True
+    editor.rows[1].camera.value = True
+    editor.remove_member("cy")
+    editor.save_button.click()
+    assert editor.status_text == "✓ updateMeetingInfo: ok"
+    members = panel.json_view.data["members"]
+    assert [m["user_id"] for m in members] == ["ann", "bob"]
+    assert (members[0]["mic_opened"], members[0]["camera_opened"]) == (True, False)
+    assert (members[1]["mic_opened"], members[1]["camera_opened"], members[1]["user_nick"]) == (False, True, "Bob")
+    assert all(m["rtc_pull_url"].startswith("artc://live.aliyun.com/play/") for m in members)
+    # The stored list is what another viewer reads.
+    with connect(panel.client.url, "bob") as bob:
+        assert bob.get_meeting_info(panel.session.room["id"])["members"] == members
+    editor.rows[1].remove.click()
+    editor.save_button.click()
+    assert [m["user_id"] for m in panel.json_view.data["members"]] == ["ann"]
+
+
+def test_meeting_editor_shows_a_refused_member_inline(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "Duet", mode=1)
+    panel.meeting.add_member("not valid!")
+    panel.meeting.save_button.click()
+    assert panel.meeting.status_text.startswith("✗ updateMeetingInfo: 400 ")
+    assert panel.json_view.data["details"][0]["field"] == "members[0].user_id"
+    panel.meeting.add_button.click()  # empty id
+    assert panel.meeting.status_text == "✗ add member: type a user id first"
+
+
+def test_url_panel_lists_every_url_with_verdicts_and_a_qr(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "Links", mode=1)
+    urls = panel.urls
+    names = set(urls.explanations)
+    assert {"push_url_info.rtmp_url", "push_url_info.rts_url", "push_url_info.srt_url"} <= names
+    assert {f"pull_url_info.{k}" for k in ("rtmp_url", "rts_url", "flv_url", "hls_url")} <= names
+    assert {"link_info.rtc_push_url", "link_info.rtc_pull_url", "link_info.cdn_pull_info.flv_url"} <= names
+    # The server runs in this kernel, so the panel knows its keys: every signature checks out.
+    assert {e.verdict for e in urls.explanations.values()} == {"valid"}
+    assert "<svg" in urls.qr.value and "RTMP push URL" in urls.qr.value
+    assert urls.table.value.count("<tr>") == len(names)
+    urls.any_url.value = urls.explanations["pull_url_info.flv_url"].url.replace("auth_key=", "auth_key=1")
+    urls.explain_button.click()
+    assert urls.status_text == "✓ explain: bad signature" and "URL explained" in urls.explained.value
+
+
+def test_url_panel_without_keys_says_unchecked(server: ServerHandle) -> None:
+    with connect(server.url, "ann") as client:
+        panel = ControlPanel(client=client, server=None)  # a client alone: the panel does not know the keys
+        panel.session.server = None
+        try:
+            assert panel.tabs.selected_index == 1 and panel.room_list.rooms == []
+            panel.create_form.fields["title"].value = "Remote"
+            panel.create_form.button.click()
+            assert {e.verdict for e in panel.urls.explanations.values()} == {"unchecked"}
+        finally:
+            panel.close()
+        assert client.raw("/", method="GET").status_code == 200  # a client passed in stays open
+
+
+def test_missing_ipywidgets_names_the_extra() -> None:
+    code = "import sys; sys.modules['ipywidgets'] = None; import livekit_demo.widgets"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert 'pip install "livekit_demo[lab]"' in done.stderr
