@@ -1,8 +1,8 @@
 """How long from `start_server(storage="memory")` to the first answered API call (a login).
 
 SPEC section 10: ready in under 0.5 s. Each run starts a server, logs in over HTTP, and stops it;
-the time counted is start plus login, not the stop. Imports happen once, before the first run,
-as in a notebook whose kernel already imported the package.
+the time counted is start plus login, not the stop. The first run also imports uvicorn and
+Starlette, as the first start in a fresh kernel does: it is the max, and leaves the median alone.
 
     python benchmarks/startup.py --runs 20 --json startup.json
 """
