@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -158,11 +159,45 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", details=[{"field": "body", "problem": str(exc)}]) from None
+    except RecursionError:
+        # `[[[[...` a few thousand deep exhausts the decoder's stack: a bad body, not a server fault.
+        problem = "is nested too deeply"
+        raise BadRequest(f"request body {problem}", details=[{"field": "body", "problem": problem}]) from None
+    # Only a \uD800-\uDFFF escape can smuggle a lone surrogate past the UTF-8 check above; such a
+    # string cannot be encoded again, so storing it would make every later answer that shows it a 500.
+    if _SURROGATE_ESCAPE.search(body) and (where := _lone_surrogate_at(value)) is not None:
+        problem = "contains a lone UTF-16 surrogate escape, which is not text"
+        raise BadRequest(f"invalid request: {where}: {problem}", details=[{"field": where, "problem": problem}])
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate_at(value: Any) -> str | None:
+    """The path of the first string (key or value) holding a lone surrogate; iterative, as bodies nest deep."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _LONE_SURROGATE.search(key):
+                    return f"{path}.{key!r}" if path else "body"
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]" if path else f"body[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _endpoint(op: Operation) -> Callable[[Request], Any]:

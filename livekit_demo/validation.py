@@ -141,6 +141,12 @@ class Field:
             schema["example"] = self.example
         if self.required and self.kind == "string":
             schema["minLength"] = 1
+        if not self.required:
+            # Null counts as absent (the Android client sends `extends: null`); the document says so,
+            # or a schema-driven client or fuzzer takes the accepted null for a bug.
+            schema["type"] = [schema["type"], "null"]
+            if "enum" in schema:
+                schema["enum"].append(None)
         return schema
 
 
