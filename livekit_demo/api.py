@@ -270,6 +270,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
 
 
+class _RedactQueryToken(logging.Filter):
+    """Hide `?token=<jwt>` in uvicorn's access log lines.
+
+    `access_log=False` is not enough: uvicorn logs access lines again as soon as anyone adds a
+    handler to "uvicorn.access" (a notebook showing requests, a logging config), and clients may
+    send their token in the query string.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+def _guard_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactQueryToken) for f in access.filters):
+        access.addFilter(_RedactQueryToken())
+
+
 def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
 
@@ -280,6 +303,7 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     """
     if server is None:
         server = AppServer.from_settings(**settings)
+    _guard_access_log()
     routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in _served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [
