@@ -19,6 +19,7 @@ notebook configures logging (``logging.basicConfig(level="INFO")`` shows them).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import http.client
 import logging
@@ -213,6 +214,7 @@ class ServerHandle:
                 server.force_exit = True
                 thread.join(timeout)
             _forwarder.errors.pop(thread.ident or 0, None)
+            _join_finished_workers(timeout)
         if self.app_server is not None:
             # The app's lifespan closes the store on a clean shutdown; a failed start skips it.
             self.app_server.close()
@@ -258,6 +260,19 @@ class ServerHandle:
             f"<tr><th style='text-align:left'>status</th><td style='text-align:left;color:{color}'>{state}</td></tr>"
             "</table>"
         )
+
+
+def _join_finished_workers(timeout: float) -> None:
+    """Wait for the worker threads of event loops that have ended.
+
+    Starlette runs our blocking handlers in AnyIO worker threads; when the server's loop ends they
+    are told to stop but end a moment later. Waiting for them is what lets `stop()` promise that
+    no thread of the server is left.
+    """
+    for thread in threading.enumerate():
+        loop = getattr(thread, "loop", None)
+        if thread.name == "AnyIO worker thread" and isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed():
+            thread.join(timeout)
 
 
 def start_server(
