@@ -427,3 +427,42 @@ def test_no_password_secret_or_token_reaches_a_serve_process_output(tmp_path: Pa
         text = server.stderr()
     assert "uvicorn" in text.lower() or "Started server" in text or "Application startup" in text, text[:500]
     _assert_nothing_secret(text, secrets, (tmp_path / "rooms.json.secret").read_text().strip())
+
+
+_MEASURE = """
+import json, sys
+from livekit_demo.auth import Identity
+from livekit_demo.app_server import AppServer
+from livekit_demo.settings import Settings
+
+def kib(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+
+server = AppServer(Settings.build(env={}, storage=sys.argv[1]))
+rooms, size = int(sys.argv[2]), 64 * 1024
+start = kib("VmRSS:")
+for i in range(rooms):
+    # A distinct string per room, as separate requests make them.
+    server.rooms.create(Identity("ann"), {"title": f"r{i}", "anchor": "ann", "extends": (f"{i:08d}" * (size // 8))[:size]})
+created = kib("VmRSS:")
+server.close()  # TinyDB folds its journal into a new snapshot here
+print(json.dumps({"start": start, "created": created, "peak": kib("VmHWM:")}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["memory", "tinydb"])
+def test_rooms_with_the_largest_extends_cost_their_size_once(tmp_path: Path, storage: str) -> None:
+    # 1,000 rooms with 64 KiB extends (64 MiB of data) stand in for 10,000 (640 MiB; see README).
+    import subprocess
+    import sys
+
+    rooms = 1000
+    target = "memory" if storage == "memory" else str(tmp_path / "rooms.json")
+    out = subprocess.run([sys.executable, "-c", _MEASURE, target, str(rooms)], capture_output=True, text=True, timeout=300, check=True)
+    kib = json.loads(out.stdout)
+    data_kib = rooms * 64
+    # Kept once in memory (the stores answer reads without touching the file) ...
+    assert kib["created"] - kib["start"] < 1.3 * data_kib, kib
+    # ... and writing the snapshot does not build it a second and third time (json.dumps, then bytes).
+    assert kib["peak"] - kib["created"] < 0.3 * data_kib, kib

@@ -7,10 +7,11 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from ..exceptions import StorageError
 
-__all__ = ["fsync_dir", "write_atomic", "load_or_create_secret"]
+__all__ = ["fsync_dir", "write_atomic", "write_atomic_with", "load_or_create_secret"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -26,6 +27,11 @@ def fsync_dir(directory: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves the old file or the new one, never a torn one."""
+    write_atomic_with(path, lambda file: file.write(data))
+
+
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write_atomic`, with the content streamed by `write(file)`, so it never has to exist whole in memory."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
@@ -35,7 +41,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         except (FileNotFoundError, AttributeError):
             pass
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
