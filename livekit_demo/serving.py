@@ -135,7 +135,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     os.environ[_SETTINGS_ENV] = json.dumps(settings.to_dict())
     config = uvicorn.Config("livekit_demo.serving:app_factory", factory=True, workers=workers, **config_args)
     _announce(settings, port, out)
-    Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _announce(settings: Settings, port: int, out: TextIO) -> None:

@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from server_process import login_headers, serve_process
 
 from livekit_demo.cli import main
 from livekit_demo.passwords import verify_password
 
 
-@contextmanager
-def serving(*args: str) -> Iterator[str]:
-    """Run `python -m livekit_demo serve ARGS --port 0` and yield the base URL it prints."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livekit_demo", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "Enter this base URL in a client:" in line:
-                url = line.split(": ", 1)[1].strip()
-                break
-        assert url, f"no URL printed; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def login(http: httpx.Client, user: str) -> dict[str, str]:
-    token = http.post("/login", json={"username": user, "password": user}).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def test_the_readme_walkthrough_against_a_real_process() -> None:
-    with serving("--storage", "memory") as url, httpx.Client(base_url=url, timeout=10) as http:
+def test_the_readme_walkthrough_against_a_real_process(tmp_path: Path) -> None:
+    with serve_process(tmp_path, "--storage", "memory") as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        url = server.url
         assert url.startswith("http://127.0.0.1:")
         assert url.rstrip("/") in http.get("/").text
-        auth = login(http, "ann")
+        auth = login_headers(http, "ann")
         room = http.post("/api/v1/live/create", json={"title": "demo", "anchor": "ann"}, headers=auth).json()
         started = http.post("/api/v1/live/start", json={"id": room["id"], "user_id": "ann"}, headers=auth).json()
         assert started["status"] == 1 and started["push_url_info"]["rtmp_url"].startswith("rtmp://push.example.com/live/")
@@ -62,12 +30,12 @@ def test_the_readme_walkthrough_against_a_real_process() -> None:
 
 def test_tinydb_rooms_and_tokens_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "rooms.json"
-    with serving("--storage", str(data)) as url, httpx.Client(base_url=url, timeout=10) as http:
-        auth = login(http, "ann")
+    with serve_process(tmp_path, "--storage", str(data)) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        auth = login_headers(http, "ann")
         room = http.post("/api/v1/live/create", json={"title": "kept", "anchor": "ann"}, headers=auth).json()
     secret_files = [p for p in tmp_path.iterdir() if "secret" in p.name]
     assert secret_files and all(p.stat().st_mode & 0o077 == 0 for p in secret_files)
-    with serving("--storage", str(data)) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with serve_process(tmp_path, "--storage", str(data)) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         # the same token still works: the secret was kept next to the data file
         got = http.post("/api/v1/live/get", json={"id": room["id"], "user_id": "ann"}, headers=auth)
         assert got.status_code == 200 and got.json()["title"] == "kept"
