@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
     hasher.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
     hasher.set_defaults(run=_hash_password)
+
+    checker = commands.add_parser("check", help="check any AppServer against the contract")
+    checker.add_argument("url", help="the AppServer's base URL, e.g. http://127.0.0.1:8080")
+    checker.add_argument("--username", required=True, help="a user who may log in")
+    checker.add_argument("--password", required=True, help="that user's password")
+    checker.add_argument("--second-user", type=_name_and_password, metavar="NAME:PASS", help="another user, for identity checks (default: a demo login)")
+    checker.add_argument("--keys", metavar="CONFIG", help="the server's JSON/YAML config, to verify URL signatures")
+    checker.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    checker.add_argument("--only", metavar="GLOB", help="only checks whose id matches, e.g. 'lifecycle.*' (comma-separated globs)")
+    checker.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    checker.set_defaults(run=_check)
     return parser
 
 
@@ -72,6 +83,31 @@ def _hash_password(args: argparse.Namespace) -> int:
         return 2
     print(hash_password(password))
     return 0
+
+
+def _name_and_password(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASS")
+    return name, password
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .conformance import all_checks, run_checks
+
+    if not all_checks(args.only):
+        print(f"error: no check id matches {args.only!r}", file=sys.stderr)
+        return 2
+    report = run_checks(
+        args.url, args.username, args.password,
+        second_user=args.second_user, keys=args.keys, only=args.only, timeout=args.timeout,
+    )  # fmt: skip
+    print(report.format_table())
+    if args.json:
+        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+    return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
