@@ -9,6 +9,7 @@ Nothing here knows how our own server is built: only SPEC.md and the swagger con
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import secrets
@@ -120,14 +121,7 @@ class Exchange:
     response: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "headers": self.headers,
-            "body": self.body,
-            "status": self.status,
-            "response": self.response,
-        }
+        return dataclasses.asdict(self)
 
     def line(self) -> str:
         """`POST /api/v1/live/get {"id": ...} -> 404`, for tables and messages."""

@@ -18,6 +18,7 @@ without them those checks are skipped with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import html
 import json
@@ -86,17 +87,8 @@ class CheckResult:
         return self.outcome.upper()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "description": self.description,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "expected": self.expected,
-            "seen": self.seen,
-            "stricter": self.stricter or None,
-            "seconds": round(self.seconds, 4),
-            "requests": [r.to_dict() for r in self.requests],
-        }
+        # Exchanges are dataclasses too: asdict turns the whole record into plain JSON data.
+        return {**dataclasses.asdict(self), "stricter": self.stricter or None, "seconds": round(self.seconds, 4)}
 
 
 @dataclass
