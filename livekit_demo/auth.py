@@ -94,15 +94,19 @@ def _secret_from_file(path: Path) -> str:
 class LoginThrottle:
     """Counts failed logins per username and per client address in a sliding window.
 
-    After `max_failures` failures within `window` seconds, that key is refused (429) until the
-    oldest counted failure leaves the window. A successful login clears the username's count.
+    After `max_per_user` failures for one username (or `max_per_address` from one address) within
+    `window` seconds, that key is refused (429) until its oldest counted failure leaves the window.
+    The address limit is higher by default: a workshop behind one NAT shares an address, and a few
+    typos must not lock the whole room out. A successful login clears the username's count.
     """
 
-    def __init__(self, max_failures: int, window: int, clock: Clock) -> None:
-        self.max_failures = max_failures
+    def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock) -> None:
+        self.max_per_user = max_per_user
+        self.max_per_address = max_per_address
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._sweep_at = 10000
         self._lock = threading.Lock()
 
     def check(self, *keys: str) -> None:
@@ -110,8 +114,12 @@ class LoginThrottle:
         now = self._clock.now().timestamp()
         with self._lock:
             for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= self.max_failures:
+                times = self._failures.get(key)
+                if times is None:
+                    continue
+                self._forget_old(times, now)
+                limit = self.max_per_user if key.startswith("user:") else self.max_per_address
+                if len(times) >= limit:
                     retry_after = max(1, int(times[0] + self.window - now + 0.999))
                     what = "this username" if key.startswith("user:") else "this address"
                     raise TooManyRequests(
@@ -123,22 +131,24 @@ class LoginThrottle:
         now = self._clock.now().timestamp()
         with self._lock:
             for key in keys:
-                self._recent(key, now).append(now)
+                times = self._failures.setdefault(key, deque())
+                self._forget_old(times, now)
+                times.append(now)
+            if len(self._failures) > self._sweep_at:
+                # Bound memory under a flood of distinct names or addresses; sweeping only when the
+                # table has doubled keeps the cost per failure constant.
+                for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
+                    del self._failures[stale]
+                self._sweep_at = max(10000, 2 * len(self._failures))
 
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
+    def _forget_old(self, times: deque[float], now: float) -> int:
         while times and times[0] <= now - self.window:
             times.popleft()
-        if not times and len(self._failures) > 10000:
-            # Bound memory under a flood of distinct names: forget keys with nothing recent.
-            for stale in [k for k, v in self._failures.items() if not v]:
-                del self._failures[stale]
-            times = self._failures.setdefault(key, deque())
-        return times
+        return len(times)
 
 
 class Authenticator:
@@ -148,7 +158,7 @@ class Authenticator:
         self.settings = auth
         self._secret = secret
         self._clock = clock
-        self.throttle = LoginThrottle(auth.login_max_failures, auth.login_lockout, clock)
+        self.throttle = LoginThrottle(auth.login_max_failures, auth.login_max_failures_per_address, auth.login_lockout, clock)
 
     def __repr__(self) -> str:
         return f"Authenticator(users={len(self.settings.users)}, demo_login={self.settings.demo_login})"

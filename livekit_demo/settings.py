@@ -115,7 +115,8 @@ class AuthSettings:
     secret_file: str = ""
     token_ttl: int = 86400
     refresh_window: int = 86400
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per username, within login_lockout seconds
+    login_max_failures_per_address: int = 50  # per client address: higher, since a class may share one NAT
     login_lockout: int = 60
 
     def _check(self) -> None:
@@ -130,7 +131,7 @@ class AuthSettings:
             "auth.jwt_secret",
             "must be at least 32 bytes (or empty, to generate one)",
         )
-        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_lockout"):
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout"):
             _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
 
     def is_admin(self, user_id: str) -> bool:

@@ -268,9 +268,10 @@ def test_a_lying_small_content_length_reads_only_what_it_declares(tmp_path: Path
 class Throttled:
     """One app, one fixed clock, and a client per address."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_address: int = 5) -> None:
         self.clock = FixedClock("2026-11-28T10:15:00Z")
-        settings = Settings.build(env={}, storage="memory", auth={"users": {"boss": ADMIN_HASH}, "login_max_failures": 5, "login_lockout": 60})
+        auth = {"users": {"boss": ADMIN_HASH}, "login_max_failures": 5, "login_max_failures_per_address": per_address, "login_lockout": 60}
+        settings = Settings.build(env={}, storage="memory", auth=auth)
         self.app = create_app(AppServer(settings, clock=self.clock))
         self._clients: dict[str, TestClient] = {}
 
@@ -305,6 +306,17 @@ def test_failures_per_address_lock_that_address_for_every_username() -> None:
     assert t.login("dave", "dave", "10.9.9.10").status_code == 200  # another address is fine
     t.clock.advance(60)
     assert t.login("dave", "dave", "10.9.9.9").status_code == 200
+
+
+def test_by_default_one_address_may_fail_more_often_than_one_username() -> None:
+    defaults = Settings.build(env={}).auth
+    assert defaults.login_max_failures_per_address > defaults.login_max_failures
+    t = Throttled(per_address=defaults.login_max_failures_per_address)
+    for i in range(defaults.login_max_failures_per_address - 1):
+        assert t.login(f"learner{i}", "typo", "10.7.7.7").status_code == 401  # a class behind one NAT
+    assert t.login("learner0", "learner0", "10.7.7.7").status_code == 200
+    t.login("learner1", "typo", "10.7.7.7")
+    assert t.login("learner2", "learner2", "10.7.7.7").status_code == 429
 
 
 def test_fewer_failures_than_the_limit_and_a_success_do_not_lock() -> None:
