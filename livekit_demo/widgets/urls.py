@@ -72,7 +72,9 @@ class UrlPanel(Section):
         urls = room_urls(room)
         self.explanations = {name: self.explain(url) for name, url in urls.items()}
         rows = "".join(self._row(name, url, self.explanations[name]) for name, url in urls.items())
-        self.table.value = f"<table>{rows}</table>"
+        # HTML widgets inherit the 28px line height of an input row; a long URL wrapping over
+        # three lines then looked like three separate entries.
+        self.table.value = f"<table style='line-height:1.4'>{rows}</table>"
         push = urls.get("push_url_info.rtmp_url")
         if push:
             self.qr.value = f"<div><b>RTMP push URL</b>, for a pusher app on a phone:</div>{qr_svg(push)}"
