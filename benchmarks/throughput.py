@@ -227,7 +227,7 @@ def summarize(measured: dict[str, Any]) -> dict[str, Any]:
             "bare_rps": statistics.median(bare),
             "app_rps": statistics.median(app),
             "ratio": ratio,
-            "round_ratios": [a / b for a, b in zip(app, bare)],
+            "round_ratios": [a / b for a, b in zip(app, bare, strict=True)],
             "bare_rps_rounds": bare,
             "app_rps_rounds": app,
             "errors": measured["errors"][op],

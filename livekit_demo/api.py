@@ -51,6 +51,13 @@ API_PREFIXES = ("/api/v1/live", "/api/v2/live")
 CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-live-env"]
 
 
+Handler = Callable[[AppServer, Identity, JSONDict, Request], Any]
+"""What a call does: given the server, the acting identity, the validated body and the request."""
+
+ANONYMOUS = Identity("")
+"""The actor of the calls that need no token (login, refresh): it names no user and is never an admin."""
+
+
 @dataclass(frozen=True)
 class Operation:
     """One call of the contract: its name, body schema, whether it needs a token, and what it does."""
@@ -58,32 +65,30 @@ class Operation:
     name: str
     summary: str
     schema: str | None  # key of schemas.REQUESTS; None: no body (refresh)
-    handler: Callable[[AppServer, Identity | None, JSONDict, Request], Any]
+    handler: Handler
     response: str  # component name of the 200 answer
     authenticated: bool = True
     statuses: tuple[int, ...] = field(default=(400, 401, 403, 404, 409))
 
 
-def _login(server: AppServer, _: Identity | None, body: JSONDict, request: Request) -> Any:
+def _login(server: AppServer, _: Identity, body: JSONDict, request: Request) -> Any:
     client = request.client.host if request.client else ""
     return server.auth.login(body["username"], body["password"], client)
 
 
-def _refresh(server: AppServer, _: Identity | None, body: JSONDict, request: Request) -> Any:
+def _refresh(server: AppServer, _: Identity, body: JSONDict, request: Request) -> Any:
     token = _token_of(request)
     if token is None:
         raise Unauthorized("no token: send the token to refresh as 'Authorization: Bearer <jwt>'")
     return server.auth.refresh(token)
 
 
-def _token_v1(server: AppServer, actor: Identity | None, body: JSONDict, _: Request) -> Any:
-    assert actor is not None
+def _token_v1(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
     server.rooms.check_acting_as(actor, body["user_id"], "user_id")
     return server.im.v1(body["user_id"], body["device_id"], body["device_type"])
 
 
-def _token_v2(server: AppServer, actor: Identity | None, body: JSONDict, _: Request) -> Any:
-    assert actor is not None
+def _token_v2(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
     server.rooms.check_acting_as(actor, body["user_id"], "user_id")
     return server.im.v2(
         body["user_id"],
@@ -94,14 +99,13 @@ def _token_v2(server: AppServer, actor: Identity | None, body: JSONDict, _: Requ
     )
 
 
-def _lifecycle(action: str) -> Callable[..., Any]:
+def _lifecycle(action: str) -> Handler:
     def handler(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
         return server.rooms.transition(action, actor, body["id"], body["user_id"])
 
     return handler
 
 
-_ROOM_STATUSES = (400, 401, 403, 404, 409)
 OPERATIONS: tuple[Operation, ...] = (
     Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429)),
     Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
@@ -209,7 +213,7 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
         try:
             body = await _read_body(request, server.settings.server.max_body)
             _check_content_type(request, body)
-            actor = None
+            actor = ANONYMOUS
             if op.authenticated:
                 token = _token_of(request)
                 if token is None:

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .exceptions import LivekitDemoError
@@ -55,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .serving import serve
 
     server = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers), ("log_level", args.log_level)) if v is not None}
-    overrides: dict[str, object] = {"server": server}
+    overrides: dict[str, Any] = {"server": server}
     if args.storage:
         overrides["storage"] = args.storage
     serve(Settings.build(args.config, **overrides))

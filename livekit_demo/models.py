@@ -164,8 +164,8 @@ class RoomInfo(JsonModel):
     @property
     def status_label(self) -> str:
         try:
-            return RoomStatus(self.get("status")).label
-        except ValueError:
+            return RoomStatus(int(self.get("status", -1))).label
+        except (TypeError, ValueError):
             return str(self.get("status"))
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ sees. It knows nothing of HTTP.
 
 from __future__ import annotations
 
+import builtins  # RoomService.list shadows the name inside the class
 import json
 import secrets
 import threading
@@ -229,7 +230,7 @@ class RoomService:
         self.metrics.forget(room_id)
         return answer
 
-    def update_meeting(self, actor: Identity, room_id: RoomId, members: list[JSONDict]) -> MeetingInfo:
+    def update_meeting(self, actor: Identity, room_id: RoomId, members: builtins.list[JSONDict]) -> MeetingInfo:
         """Replace the members, in the order given."""
         seen: dict[str, int] = {}
         for i, member in enumerate(members):
@@ -279,7 +280,7 @@ class RoomService:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _members_out(self, record: RoomRecord) -> list[JSONDict]:
+    def _members_out(self, record: RoomRecord) -> builtins.list[JSONDict]:
         # A member without its own play URL gets a fresh one on every read, so it never expires in storage.
         members = record.meeting_members()
         for member in members:

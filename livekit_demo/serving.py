@@ -49,7 +49,7 @@ def local_addresses() -> list[str]:
                 found.add(socket.inet_ntoa(packed[20:24]))
     except (ImportError, OSError):
         try:
-            found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET))
+            found.update(str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET))
         except OSError:
             pass
     return sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)

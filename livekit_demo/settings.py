@@ -228,7 +228,7 @@ class Settings:
         """Plain data, as a config file would hold it; `redact` hides keys, secrets and hashes."""
         data = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
         if redact:
-            for section, values in data.items():
+            for values in data.values():
                 for key, value in values.items():
                     if value and (key.endswith(("key", "secret", "sign")) or key == "users"):
                         values[key] = {u: "***" for u in value} if key == "users" else "***"

@@ -19,6 +19,7 @@ import html
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = [
@@ -193,7 +194,7 @@ def _explain_srt(url: str, text: str, key: str | None, now: datetime) -> UrlExpl
     netloc, _, query = rest.partition("?")
     host, _, port_text = netloc.partition(":")
     port = int(port_text) if port_text.isascii() and port_text.isdigit() else None
-    base = dict(url=url, scheme="srt", host=host, port=port)
+    base: dict[str, Any] = dict(url=url, scheme="srt", host=host, port=port)
     found = re.search(r"(?:^|&)streamid=(.*)", query)
     if not found:
         return UrlExplanation(kind="unknown", reason="SRT URL without a streamid parameter", **base)

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sql_databases import fresh_database_url
 
 from livekit_demo.settings import Settings
 from livekit_demo.storage import RoomStore, open_store
+
+from sql_databases import fresh_database_url
 
 # -- storage: `store` runs every test that takes it once per engine ---------------------------------
 #

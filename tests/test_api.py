@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import STORE_PARAMS, storage_setting
 from starlette.testclient import TestClient
 
 from livekit_demo.api import create_app
@@ -17,6 +16,8 @@ from livekit_demo.clock import FixedClock
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import Settings
 from livekit_demo.signing import explain_url
+
+from conftest import STORE_PARAMS, storage_setting
 
 API = "/api/v1/live"
 ZERO = "0001-01-01T00:00:00Z"
@@ -150,7 +151,7 @@ def test_bad_tokens_are_401_saying_which(api: Api, make_token, words: str) -> No
 
 
 def test_tampered_payload_is_401(api: Api) -> None:
-    header, payload, signature = api.token("ann").split(".")
+    header, _, signature = api.token("ann").split(".")
     forged = jwt.utils.base64url_encode(json.dumps({"id": "boss", "iat": 1, "exp": 2**40}).encode()).decode()
     r = api.call("list", {"user_id": "boss", "page_num": 1, "page_size": 1}, None, headers={"Authorization": f"Bearer {header}.{forged}.{signature}"})
     assert_error(r, 401, "signature")
@@ -494,6 +495,6 @@ def test_a_server_fault_is_a_one_line_500(api: Api, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(api.server.store, "get", broken)
     r = api.call("get", {"id": "x", "user_id": "ann"})
-    body = assert_error(r, 500)
+    assert_error(r, 500)
     assert "disk on fire" not in r.text
     assert "disk on fire" in caplog.text  # the log has it

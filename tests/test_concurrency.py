@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import ServerProcess, login_headers, serve_process
 from tinydb import TinyDB
 
 from livekit_demo.passwords import hash_password
 from livekit_demo.storage.tinydb import TABLE
+
+from server_process import ServerProcess, login_headers, serve_process
 
 API = "/api/v1/live"
 THREADS = 8
@@ -55,7 +56,7 @@ class Client:
                 start.wait()
                 for n in range(OPERATIONS):
                     self._one(http, me, ann, shared, n)
-        except Exception as exc:  # noqa: BLE001 - reported by the test, with the thread's user
+        except Exception as exc:
             self.errors.append(f"{self.user}: {exc!r}")
 
     def _post(self, http: httpx.Client, call: str, body: dict[str, Any], auth: dict[str, str]) -> httpx.Response:

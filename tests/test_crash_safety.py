@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import login_headers, serve_process
 from tinydb import TinyDB
 
 from livekit_demo.storage import TinyDBStore
 from livekit_demo.storage.tinydb import TABLE
+
+from server_process import login_headers, serve_process
 
 API = "/api/v1/live"
 KILLS = 6
@@ -140,7 +141,7 @@ def test_acknowledged_writes_survive_repeated_kill_9(tmp_path: Path) -> None:
         # What the next round builds on is what was recovered: settle the in-flight write's outcome.
         for writer in writers:
             if writer.pending is not None:
-                call, room, change = writer.pending
+                call, room, _ = writer.pending
                 if room is not None and room in recovered:
                     if call == "delete":
                         pass

@@ -16,9 +16,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
-from server_process import ServerProcess, login_headers, serve_process
 
 from livekit_demo.passwords import hash_password
+
+from server_process import ServerProcess, login_headers, serve_process
 
 ADMIN_PASSWORD = "fuzz-admin-password"
 CHECKS = [

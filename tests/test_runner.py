@@ -124,7 +124,7 @@ def test_taken_port_is_a_clear_oserror_quickly() -> None:
 
 def test_bad_settings_fail_before_any_thread() -> None:
     before = set(threading.enumerate())
-    with pytest.raises(SettingsError, match="auth.token_ttl"):
+    with pytest.raises(SettingsError, match=r"auth\.token_ttl"):
         start_server(storage="memory", env={}, auth={"token_ttl": 0})
     with pytest.raises(SettingsError, match="nonsense"):
         start_server(storage="memory", env={}, nonsense={})

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from server_process import login_headers, peak_rss_kib, rss_kib, serve_process
 from starlette.testclient import TestClient
 from test_api import ADMIN_HASH, Api, assert_error
 
@@ -27,6 +26,8 @@ from livekit_demo.app_server import AppServer
 from livekit_demo.clock import FixedClock
 from livekit_demo.runner import start_server
 from livekit_demo.settings import Settings
+
+from server_process import login_headers, peak_rss_kib, rss_kib, serve_process
 
 API = "/api/v1/live"
 LIST = {"user_id": "ann", "page_num": 1, "page_size": 1}

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import login_headers, serve_process
 
 from livekit_demo.cli import main
 from livekit_demo.passwords import verify_password
+
+from server_process import login_headers, serve_process
 
 
 def test_the_readme_walkthrough_against_a_real_process(tmp_path: Path) -> None:

@@ -13,18 +13,19 @@ import textwrap
 import threading
 import time
 import traceback
-from importlib import resources
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 
 import pytest
-from sql_databases import SQL_KINDS, connect, fresh_database_url
 
 from livekit_demo.exceptions import StorageError
 from livekit_demo.models import RoomRecord
 from livekit_demo.settings import Settings, StorageSettings
 from livekit_demo.storage import sql as sql_module
 from livekit_demo.storage.sql import ACCEPTED_FORMS, SqlStore, database_url
+
+from sql_databases import SQL_KINDS, connect, fresh_database_url
 
 # contract/room_infos.sql, which the package ships verbatim; run as an operator would run it.
 CONTRACT_DDL = resources.files("livekit_demo.storage").joinpath("room_infos.sql").read_text(encoding="utf-8")

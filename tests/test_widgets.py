@@ -220,7 +220,7 @@ def test_meeting_editor_adds_toggles_removes_and_saves(make_panel: Callable[...,
     assert all(m["rtc_pull_url"].startswith("artc://live.aliyun.com/play/") for m in members)
     # The stored list is what another viewer reads.
     # (Server-supplied play URLs are minted per read with a fresh timestamp, so compare without them.)
-    without_urls = lambda ms: [{k: v for k, v in m.items() if k != "rtc_pull_url"} for m in ms]  # noqa: E731
+    without_urls = lambda ms: [{k: v for k, v in m.items() if k != "rtc_pull_url"} for m in ms]
     with connect(panel.client.url, "bob") as bob:
         assert without_urls(bob.get_meeting_info(panel.session.room["id"])["members"]) == without_urls(members)
     editor.rows[1].remove.click()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from server_process import ServerProcess, login_headers, serve_process
 from sql_databases import fresh_database_url
 

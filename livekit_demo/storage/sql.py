@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from importlib import resources
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError
