@@ -239,6 +239,7 @@ def test_list_pages_filters_and_ends_with_an_empty_page(api: Api) -> None:
     assert page(1, 10, status=0) == [ids[4], ids[2], ids[0]]
     assert page(1, 10, status=-1) == ids[::-1]
     assert page(1, 10, status=None) == ids[::-1]
+    assert page(10**30, 100) == []  # far past the end is still just past the end
 
 
 def test_update_overwrites_only_present_non_empty_fields(api: Api) -> None:

@@ -166,6 +166,7 @@ def test_list_pages_by_offset_and_limit(store: RoomStore) -> None:
     assert ids(store.list(offset=6, limit=3)) == [1]
     assert store.list(offset=7, limit=3) == []
     assert store.list(offset=100, limit=3) == []
+    assert store.list(offset=10**30, limit=3) == []  # past any real table, and past a 64-bit OFFSET
     assert ids(store.list(status=1, offset=1, limit=2)) == [5, 3]
     assert store.list(status=1, offset=4, limit=2) == []
 

@@ -55,6 +55,7 @@ _KNOWN_DRIVERS = {"mysql": ("", "pymysql"), "postgresql": ("", "psycopg"), "sqli
 _TEXT_COLUMNS = ("extends", "meeting_info")
 _NUMBER_COLUMNS = ("status", "mode")
 _TIME_COLUMNS = ("created_at", "updated_at", "started_at", "stopped_at")
+_MAX_OFFSET = 2**63 - 1  # the largest OFFSET + LIMIT every engine accepts (a signed 64-bit integer)
 
 # One arbitrary constant: PostgreSQL serialises our schema creation on it (see _create_tables).
 _PG_SCHEMA_LOCK = 0x4C4B_4445_4D4F
@@ -145,6 +146,10 @@ class SqlStore:
         """Rooms newest first (created_at desc, id desc), only `status` when given; ordered and paged in SQL."""
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must not be negative")
+        if offset + limit > _MAX_OFFSET:
+            # A page past any real table (page_num 10**30): databases reject an OFFSET beyond a
+            # 64-bit integer, and the contract's answer for a page past the end is [].
+            return []
         created_at, room_id = self._rooms.c.created_at, self._rooms.c.id
         # Rooms without a creation time count as oldest. MySQL and SQLite sort NULL last when
         # descending already; PostgreSQL needs telling (and its list index is built that way).
