@@ -136,10 +136,11 @@ class RoomService:
     def create(self, actor: Identity, fields: JSONDict) -> RoomInfo:
         """A new room for `fields["anchor"]`, answered with its push URLs."""
         anchor = fields["anchor"]
-        self.check_acting_as(actor, anchor, "anchor")
         mode = fields.get("mode", Mode.NORMAL)
+        # A field rule, so it is a 400 before the identity 403 (SPEC 1's order of checks).
         if mode == Mode.LINK and (problem := rtc_id_problem(anchor)):
             raise BadRequest.for_fields([{"field": "anchor", "problem": f"a co-streaming room's anchor {problem}"}])
+        self.check_acting_as(actor, anchor, "anchor")
         now = to_second(self.clock.now())
         room_id = new_room_id(self.clock)
         record = RoomRecord(

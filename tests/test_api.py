@@ -357,6 +357,9 @@ def test_a_co_streaming_anchor_must_follow_the_rtc_rule(api: Api) -> None:
     api.token("李雷", "李雷")
     assert api.create("李雷")["anchor_id"] == "李雷"  # letters of any script are fine for mode 0
     assert_error(api.call("create", {"title": "t", "anchor": "李雷", "mode": 1}, "李雷"), 400, "A-Z")
+    # The rule is about the body, so it is a 400 even when the anchor is someone else (400 before 403).
+    body = assert_error(api.call("create", {"title": "t", "anchor": "李雷", "mode": 1}, "bob"), 400, "A-Z")
+    assert body["details"][0]["field"] == "anchor"
 
 
 # -- the status table: each bad request gets its answer and changes nothing ----------------------
