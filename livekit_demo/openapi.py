@@ -41,9 +41,9 @@ def _operation(path: str, op: Operation, max_body: int) -> JSONDict:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.response}"}}},
         }
     }
-    statuses = set(op.statuses) | {500}
-    if op.schema is not None:
-        statuses |= {413, 415}
+    # Every API endpoint reads its body under the size limit and checks a sent body's Content-Type,
+    # refresh too (it needs no body, but one sent as text/plain is a 415), so all can answer 413 and 415.
+    statuses = set(op.statuses) | {413, 415, 500}
     for status in sorted(statuses):
         responses[str(status)] = {"description": STATUS_MEANINGS[status], "content": _status_ref()}
     if 429 in statuses:

@@ -491,6 +491,12 @@ def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
     assert {"400", "401", "403", "404", "409", "413", "415"} <= set(start)
     assert doc["paths"]["/api/v2/live/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("TokenV2Response")
     assert "429" in doc["paths"]["/login"]["post"]["responses"]
+    # refresh needs no body, but a body it is sent still meets the size limit and the Content-Type check
+    token = api.token("ann")
+    refresh = api.http.post(f"{API}/refresh_token", content="x", headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
+    assert_error(refresh, 415, "Content-Type")
+    for path, method in ((f"{API}/refresh_token", "post"), ("/api/v2/live/refresh_token", "post"), ("/auth/refresh_token", "get")):
+        assert {"401", "413", "415", "500"} <= set(doc["paths"][path][method]["responses"]), path
 
 
 def test_a_server_fault_is_a_one_line_500(api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
