@@ -59,3 +59,61 @@ def test_hash_password_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytes
     assert main(["hash-password", "--stdin"]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("scrypt$") and verify_password("correct horse", printed)
+
+
+def _serve_output(monkeypatch: pytest.MonkeyPatch, **server: object) -> tuple[str, int]:
+    """What `serve` prints before it runs uvicorn (run replaced by closing the socket), and the bound port."""
+    import io
+
+    import uvicorn
+
+    from livekit_demo import serving
+    from livekit_demo.settings import Settings
+
+    bound: list[int] = []
+
+    def run(self: object, sockets: list) -> None:
+        bound.append(sockets[0].getsockname()[1])
+        for sock in sockets:
+            sock.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setattr(serving, "local_addresses", lambda: ["192.0.2.7", "198.51.100.9"])
+    out = io.StringIO()
+    serving.serve(Settings.build(env={}, storage="memory", server={"port": 0, **server}), out=out)
+    return out.getvalue(), bound[0]
+
+
+def test_serve_on_0_0_0_0_prints_one_url_per_address_and_warns_of_the_demo_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, port = _serve_output(monkeypatch, host="0.0.0.0")
+    urls = [line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("Enter this base URL")]
+    # a phone cannot use 0.0.0.0: one URL per non-loopback address of the machine
+    assert urls == [f"http://192.0.2.7:{port}/", f"http://198.51.100.9:{port}/"]
+    assert sum("warning" in line and "demo login" in line for line in printed.splitlines()) == 1
+
+
+def test_serve_on_loopback_prints_its_url_without_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, port = _serve_output(monkeypatch, host="127.0.0.1")
+    assert f"Enter this base URL in a client: http://127.0.0.1:{port}/" in printed
+    assert "warning" not in printed
+
+
+def test_local_addresses_are_never_loopback() -> None:
+    import ipaddress
+
+    from livekit_demo.serving import base_urls, local_addresses
+
+    assert all(not ipaddress.ip_address(a).is_loopback for a in local_addresses())
+    assert base_urls("0.0.0.0", 8080) and all("0.0.0.0" not in url for url in base_urls("0.0.0.0", 8080))
+
+
+def test_hash_password_reads_without_echo_twice(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import getpass
+
+    answers = iter(["s3cret", "s3cret", "one", "other"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))  # getpass reads without echo
+    assert main(["hash-password"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert verify_password("s3cret", printed) and "s3cret" not in printed
+    assert main(["hash-password"]) == 2
+    assert "differ" in capsys.readouterr().err
