@@ -387,6 +387,45 @@ def test_an_update_that_changes_nothing_writes_no_journal_line(path: Path) -> No
         assert journal_of(path).stat().st_size > size
 
 
+def test_reads_never_touch_the_files(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    with TinyDBStore(path) as store:
+        for n in (1, 2):
+            store.insert(room(n))
+
+        def no_file(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a read opened a file")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(builtins, "open", no_file)
+            patched.setattr(Path, "read_text", no_file)
+            patched.setattr(Path, "read_bytes", no_file)
+            patched.setattr("json.loads", no_file)
+            assert store.get(room(1).id) == room(1)
+            assert ids(store.list()) == [2, 1] and store.count() == 2
+
+
+def test_the_snapshot_is_written_to_a_temporary_file_fsynced_then_replaced(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from livekit_demo.storage import _files
+
+    steps: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(_files.os, "fsync", lambda fd: (steps.append(("fsync", fd)), real_fsync(fd))[1])
+    monkeypatch.setattr(_files.os, "replace", lambda src, dst: (steps.append(("replace", (Path(src), Path(dst)))), real_replace(src, dst))[1])
+    with TinyDBStore(path) as store:
+        steps.clear()
+        store.insert(room(1))
+    # close() folds the journal into a new snapshot: fsync of the temporary file, then os.replace onto the file
+    kinds = [kind for kind, _ in steps]
+    assert "replace" in kinds and "fsync" in kinds[: kinds.index("replace")]
+    src, dst = next(arg for kind, arg in steps if kind == "replace")  # type: ignore[misc]
+    assert dst == path and src != path and src.parent == path.parent and not src.exists()
+    assert set(rooms_in_file(path)) == {room(1).id}
+
+
 def test_the_secret_file_is_owner_only_and_kept(path: Path) -> None:
     with TinyDBStore(path) as store:
         secret = store.load_secret(lambda: "k" * 40)
