@@ -190,6 +190,35 @@ def test_im_token_v1_and_v2_shapes(api: Api) -> None:
     assert_error(api.call("token", {"user_id": "bob", "device_id": "d", "device_type": "web"}), 403)
 
 
+def test_im_tokens_carry_what_the_client_sdks_read(api: Api) -> None:
+    import base64
+    import hashlib
+
+    gateway = api.server.settings.gateway
+    for device, endpoint in (("web", gateway.ws_addr), ("android", gateway.lwp_addr), ("ios", gateway.lwp_addr)):
+        v1 = api.ok("token", {"user_id": "ann", "device_id": "d1", "device_type": device})
+        inner = {}
+        for use in ("access_token", "refresh_token"):
+            outer = json.loads(base64.b64decode(v1[use], validate=True))  # standard base64 of a JSON object
+            assert set(outer) == {"endpoints", "token"} and outer["endpoints"] == [endpoint]
+            inner[use] = jwt.decode(outer["token"], options={"verify_signature": False})
+            assert (inner[use]["sub"], inner[use]["device_id"], inner[use]["device_type"]) == ("ann", "d1", device)
+        assert inner["refresh_token"]["exp"] > inner["access_token"]["exp"] > api.clock.timestamp()
+    # v2: device fields are optional, role defaults to "", app_token is the IM service's sha256
+    v2 = api.ok("token", {"user_id": "ann"}, version=2)["aliyun_new_im"]
+    im = api.server.settings.live_im
+    auth = v2["auth"]
+    assert (v2["app_id"], v2["app_sign"], auth["user_id"], auth["role"]) == (im.app_id, im.app_sign, "ann", "")
+    assert len(auth["nonce"]) == 3 + 32 and int(auth["nonce"][3:], 16) >= 0
+    expected = hashlib.sha256(f"{im.app_id}{im.app_key}ann{auth['nonce']}{auth['timestamp']}".encode()).hexdigest()
+    assert v2["app_token"] == expected
+    with_role = api.ok("token", {"user_id": "ann", "role": "admin"}, version=2)["aliyun_new_im"]
+    assert with_role["auth"]["role"] == "admin"
+    assert with_role["app_token"] == hashlib.sha256(
+        f"{im.app_id}{im.app_key}ann{with_role['auth']['nonce']}{with_role['auth']['timestamp']}admin".encode()
+    ).hexdigest()
+
+
 # -- rooms -------------------------------------------------------------------------------------
 
 
@@ -335,6 +364,19 @@ def test_meetings_replace_members_in_order_and_supply_play_urls(api: Api) -> Non
     guest = api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["link_info"]
     assert "userId=bob" in guest["rtc_push_url"]
     assert api.ok("updateMeetingInfo", {"id": room["id"], "members": []}) == {"members": []}
+
+
+def test_a_guest_sees_a_co_streaming_room_with_its_own_link_info_and_fresh_member_urls(api: Api) -> None:
+    room = api.create(mode=1)
+    guest = api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")
+    assert set(guest) == ROOMINFO_KEYS | {"pull_url_info", "link_info", "metrics", "user_status"}  # no push URLs, no vod_info
+    assert guest["meeting_info"] == ""
+    api.ok("updateMeetingInfo", {"id": room["id"], "members": [{"user_id": "ann"}]})
+    first = api.ok("getMeetingInfo", {"id": room["id"]}, "bob")["members"][0]["rtc_pull_url"]
+    api.clock.advance(3600)
+    later = api.ok("getMeetingInfo", {"id": room["id"]}, "bob")["members"][0]["rtc_pull_url"]
+    # supplied per read: an hour later the play URL expires an hour later, so it never expires in storage
+    assert f"timestamp={api.clock.timestamp() + 86400}&" in later and later != first
 
 
 def test_meeting_rules(api: Api) -> None:
