@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
-from .serving import _bind
+from .serving import bind_socket
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class ServerHandle:
         try:
             # Binding ourselves (port 0 = any free port) means no find-a-port-then-bind race, and a
             # taken port is an OSError naming host:port, raised here.
-            sock = _bind(self.host, self.port)
+            sock = bind_socket(self.host, self.port)
         except BaseException:
             app_server.close()
             raise

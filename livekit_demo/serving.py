@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from .exceptions import SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
 
 log = logging.getLogger("livekit_demo")
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
@@ -74,7 +74,8 @@ def check_workers(settings: Settings) -> None:
         )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0: any free port); an OSError naming host:port if taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only when proto says TCP
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,7 +115,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
             "as any unconfigured username (set auth.demo_login to false and configure auth.users to stop that)",
             file=out,
         )
-    sock = _bind(host, settings.server.port)
+    sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
     config_args: dict[str, Any] = {
         "log_level": settings.server.log_level,
