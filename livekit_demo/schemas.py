@@ -81,7 +81,8 @@ REQUESTS: dict[str, Schema] = {
         (
             _ACTING_USER,
             Field("device_id", "string", max_length=256),
-            Field("device_type", "string", choices=DEVICE_TYPES),
+            # Optional here, and "" is what the answer uses for "none", so a client may send it too.
+            Field("device_type", "string", choices=(*DEVICE_TYPES, "")),
             Field("im_server", "array", max_items=8, description="IM generations wanted, e.g. aliyun_old, aliyun_new"),
             Field("role", "string", max_length=64),
         ),

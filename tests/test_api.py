@@ -188,6 +188,10 @@ def test_im_token_v1_and_v2_shapes(api: Api) -> None:
     assert set(both["aliyun_old_im"]) == {"access_token", "refresh_token"}
     assert_error(api.call("token", {"user_id": "ann", "device_id": "d", "device_type": "fax"}), 400, "device_type")
     assert_error(api.call("token", {"user_id": "bob", "device_id": "d", "device_type": "web"}), 403)
+    # v2's device fields are optional; "" (what a client without one sends) is accepted, a wrong type is not.
+    assert api.ok("token", {"user_id": "ann", "device_id": "", "device_type": ""}, version=2)["code"] == 200
+    assert_error(api.call("token", {"user_id": "ann", "device_type": "fax"}, version=2), 400, "device_type")
+    assert_error(api.call("token", {"user_id": "ann", "device_id": "d", "device_type": ""}), 400, "device_type")  # v1 requires it
 
 
 def test_im_tokens_carry_what_the_client_sdks_read(api: Api) -> None:
