@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import jwt
 
@@ -57,38 +55,22 @@ def find_token(headers: Mapping[str, str], query: Mapping[str, str], cookies: Ma
 
 
 def resolve_secret(auth: AuthSettings, load_from_store: Callable[[Callable[[], str]], str]) -> str:
-    """The JWT secret: from settings, else from `auth.secret_file`, else kept by the room store.
+    """The JWT secret: from settings, else the one the room store keeps (generated on first use).
 
-    Generated secrets are random (never a constant) and kept with owner-only permissions, so
-    tokens survive a restart and every process sharing the data shares the secret.
+    Generated secrets are random (never a constant). The store keeps them with the data (a file
+    with owner-only permissions beside TinyDB's, or `auth.secret_file`; a table in SQL), so tokens
+    survive a restart and every process sharing the data shares the secret.
     """
     if auth.jwt_secret:
         return auth.jwt_secret
-    if auth.secret_file:
-        return _secret_from_file(Path(auth.secret_file))
-    return load_from_store(_new_secret)
+    secret = load_from_store(_new_secret)
+    if len(secret.encode("utf-8")) < 32:
+        raise SettingsError("auth.secret_file", "the stored JWT secret holds fewer than 32 bytes; remove it to have a new one made")
+    return secret
 
 
 def _new_secret() -> str:
     return secrets.token_urlsafe(48)
-
-
-def _secret_from_file(path: Path) -> str:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text(encoding="utf-8").strip()
-        if len(secret.encode("utf-8")) < 32:
-            raise SettingsError("auth.secret_file", f"{path} holds fewer than 32 bytes") from None
-        return secret
-    except OSError as exc:
-        raise SettingsError("auth.secret_file", f"cannot create {path}: {exc.strerror}") from None
-    secret = _new_secret()
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(secret)
-        file.flush()
-        os.fsync(file.fileno())
-    return secret
 
 
 class LoginThrottle:

@@ -112,7 +112,7 @@ class AuthSettings:
     admins: list[str] = field(default_factory=list)
     demo_login: bool = True
     jwt_secret: str = field(default="", repr=False)
-    secret_file: str = ""
+    secret_file: str = ""  # where memory and TinyDB storage keep a generated secret (SQL keeps it in the database)
     token_ttl: int = 86400
     refresh_window: int = 86400
     login_max_failures: int = 5  # per username, within login_lockout seconds
