@@ -36,6 +36,10 @@ class Transition:
     set_stopped: bool = False
     clear_stopped: bool = False
 
+    def changes(self, current: RoomStatus) -> bool:
+        """Whether this cell changes a room in `current` (not a 409, not a "stays")."""
+        return self.to is not None and (self.to != current or self.set_started or self.set_stopped)
+
 
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
@@ -205,7 +209,7 @@ class RoomService:
             cell = table[current]
             if cell.to is None:
                 raise LifecycleConflict(action, int(current), current.label)
-            if cell.to == current and not (cell.set_started or cell.set_stopped):
+            if not cell.changes(current):
                 return record  # "stays": nothing written, updated_at untouched
             now = to_second(self.clock.now())
             new = record.copy(status=cell.to, updated_at=now)

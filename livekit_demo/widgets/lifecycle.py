@@ -8,7 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..models import RoomInfo
+from ..models import RoomInfo, RoomStatus
+from ..rooms import LIFECYCLE
 from ._base import Section, Session, on_click
 
 __all__ = ["LifecycleButtons", "ALLOWED_FROM", "ACTIONS"]
@@ -16,12 +17,10 @@ __all__ = ["LifecycleButtons", "ALLOWED_FROM", "ACTIONS"]
 ACTIONS = ("start", "pause", "stop", "delete")
 
 ALLOWED_FROM: dict[str, frozenset[int]] = {
-    "start": frozenset({0, 2, 3}),
-    "pause": frozenset({1}),
-    "stop": frozenset({0, 1, 3}),
-    "delete": frozenset({0, 1, 2, 3}),
+    **{action: frozenset(int(s) for s, cell in table.items() if cell.changes(s)) for action, table in LIFECYCLE.items()},
+    "delete": frozenset(int(s) for s in RoomStatus),
 }
-"""Statuses from which each call changes something (SPEC section 3's table).
+"""Statuses from which each call changes something, read off SPEC section 3's table (`rooms.LIFECYCLE`).
 
 start on a live room and pause on a paused one are harmless no-ops ("stays"), and are left
 disabled so the buttons teach the table; pause on a prepared or ended room is a 409. Ownership is
