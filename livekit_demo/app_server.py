@@ -6,7 +6,6 @@ notebook runner and the command line make one. Building it opens the store and s
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from .auth import Authenticator, resolve_secret
@@ -19,7 +18,6 @@ from .streams import StreamUrls
 
 __all__ = ["AppServer"]
 
-log = logging.getLogger("livekit_demo")
 
 
 class AppServer:
