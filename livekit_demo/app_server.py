@@ -19,7 +19,6 @@ from .streams import StreamUrls
 __all__ = ["AppServer"]
 
 
-
 class AppServer:
     """Everything one server needs, wired together; `close()` releases the store."""
 
