@@ -14,7 +14,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,7 +27,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .app_server import AppServer
-from .auth import Identity, find_token
+from .auth import find_token
 from .exceptions import (
     AppServerError,
     BadRequest,
@@ -41,91 +40,25 @@ from .exceptions import (
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
+from .operations import ANONYMOUS, OPERATIONS, CallContext, Operation, served_operations
 from .schemas import REQUESTS
-from .types import JSONDict
 
-__all__ = ["create_app", "Operation", "OPERATIONS", "API_PREFIXES"]
+__all__ = ["create_app", "error_response"]
 
 log = logging.getLogger("livekit_demo.api")
-API_PREFIXES = ("/api/v1/live", "/api/v2/live")
 CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-live-env"]
-
-
-Handler = Callable[[AppServer, Identity, JSONDict, Request], Any]
-"""What a call does: given the server, the acting identity, the validated body and the request."""
-
-ANONYMOUS = Identity("")
-"""The actor of the calls that need no token (login, refresh): it names no user and is never an admin."""
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One call of the contract: its name, body schema, whether it needs a token, and what it does."""
-
-    name: str
-    summary: str
-    schema: str | None  # key of schemas.REQUESTS; None: no body (refresh)
-    handler: Handler
-    response: str  # component name of the 200 answer
-    authenticated: bool = True
-    statuses: tuple[int, ...] = field(default=(400, 401, 403, 404, 409))
-
-
-def _login(server: AppServer, _: Identity, body: JSONDict, request: Request) -> Any:
-    client = request.client.host if request.client else ""
-    return server.auth.login(body["username"], body["password"], client)
-
-
-def _refresh(server: AppServer, _: Identity, body: JSONDict, request: Request) -> Any:
-    token = _token_of(request)
-    if token is None:
-        raise Unauthorized("no token: send the token to refresh as 'Authorization: Bearer <jwt>'")
-    return server.auth.refresh(token)
-
-
-def _token_v1(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
-    server.rooms.check_acting_as(actor, body["user_id"], "user_id")
-    return server.im.v1(body["user_id"], body["device_id"], body["device_type"])
-
-
-def _token_v2(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
-    server.rooms.check_acting_as(actor, body["user_id"], "user_id")
-    return server.im.v2(
-        body["user_id"],
-        body.get("role", ""),
-        body.get("im_server"),
-        device_id=body.get("device_id", ""),
-        device_type=body.get("device_type", ""),
-    )
-
-
-def _lifecycle(action: str) -> Handler:
-    def handler(server: AppServer, actor: Identity, body: JSONDict, _: Request) -> Any:
-        return server.rooms.transition(action, actor, body["id"], body["user_id"])
-
-    return handler
-
-
-OPERATIONS: tuple[Operation, ...] = (
-    Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429)),
-    Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
-    Operation("token", "Get an IM token", "token", _token_v1, "TokenResponse", statuses=(400, 401, 403)),
-    Operation("create", "Create a room", "create", lambda s, a, b, r: s.rooms.create(a, b), "RoomInfo", statuses=(400, 401, 403)),
-    Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, r: s.rooms.get(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, r: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status")), "RoomList", statuses=(400, 401, 403)),
-    Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, r: s.rooms.update(a, b["id"], b), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("start", "Go live (or resume, or re-open)", "start", _lifecycle("start"), "RoomInfo"),
-    Operation("pause", "Pause a live room", "pause", _lifecycle("pause"), "RoomInfo"),
-    Operation("stop", "End the live", "stop", _lifecycle("stop"), "RoomInfo"),
-    Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, r: s.rooms.delete(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("getMeetingInfo", "Co-streaming members of a mode 1 room", "getMeetingInfo", lambda s, a, b, r: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404, 409)),
-    Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, r: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
-)  # fmt: skip
-TOKEN_V2 = Operation("token", "Get IM tokens (v2 shape)", "token_v2", _token_v2, "TokenV2Response", statuses=(400, 401, 403))
 
 
 def _token_of(request: Request) -> str | None:
     return find_token(request.headers, request.query_params, request.cookies)
+
+
+def _call_context(request: Request) -> CallContext:
+    return CallContext(
+        client=request.client.host if request.client else "",
+        token=_token_of(request),
+        base_url=str(request.base_url).rstrip("/"),
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -220,8 +153,12 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
                     raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
                 actor = server.auth.verify(token)
             fields = schema.validate(_parse_json(body)) if schema is not None else {}
-            # Storage may block (fsync, a database): keep it off the event loop.
-            result = await run_in_threadpool(op.handler, server, actor, fields, request)
+            call = _call_context(request)
+            if op.blocking or server.store.blocking:
+                # A database call or password hashing would stall every other request: off the loop.
+                result = await run_in_threadpool(op.handler, server, actor, fields, call)
+            else:
+                result = op.handler(server, actor, fields, call)
             response: Response = JSONResponse(result)
         except AppServerError as exc:
             response = error_response(exc)
@@ -248,17 +185,7 @@ async def _root(request: Request) -> Response:
 
 async def _openapi(request: Request) -> Response:
     server: AppServer = request.app.state.server
-    return JSONResponse(build_openapi(_served_operations(), server.settings.server.max_body))
-
-
-def _served_operations() -> list[tuple[str, Operation]]:
-    """(path, operation) for every API path served, v1 and v2."""
-    served: list[tuple[str, Operation]] = [("/login", OPERATIONS[0])]
-    for prefix in API_PREFIXES:
-        for op in OPERATIONS:
-            chosen = TOKEN_V2 if (prefix.endswith("v2/live") and op.name == "token") else op
-            served.append((f"{prefix}/{op.name}", chosen))
-    return served
+    return JSONResponse(build_openapi(served_operations(), server.settings.server.max_body))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -308,7 +235,7 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     if server is None:
         server = AppServer.from_settings(**settings)
     _guard_access_log()
-    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in _served_operations()]
+    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [
         Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),

@@ -6,14 +6,12 @@ from the code: every path, its request body, and every status it can answer with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
+from .operations import Operation
 from .schemas import COMPONENTS, REQUESTS
 from .types import JSONDict
-
-if TYPE_CHECKING:
-    from .api import Operation
 
 __all__ = ["build_openapi", "STATUS_MEANINGS"]
 

@@ -38,6 +38,9 @@ class RoomStore(Protocol):
 
     #: a short name for messages and benchmarks, e.g. "memory", "tinydb", "mysql"
     kind: str
+    #: whether a call may wait on the network (a database): the api layer then calls it off the
+    #: event loop. Stores that answer from memory (memory, TinyDB) are called on the loop directly.
+    blocking: bool
 
     def insert(self, record: RoomRecord) -> None:
         """Store a new room; `DuplicateRoom` if its id exists."""

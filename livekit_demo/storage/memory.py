@@ -21,6 +21,7 @@ class MemoryStore(IndexedStore):
     """
 
     kind = "memory"
+    blocking = False
 
     def __init__(self, *, secret_file: str | Path | None = None) -> None:
         super().__init__(secret_file=secret_file)

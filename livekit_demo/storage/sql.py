@@ -65,6 +65,7 @@ class SqlStore:
     """A `RoomStore` in a SQL database; `url` a SQLAlchemy URL or the original's Go MySQL DSN."""
 
     kind: str
+    blocking = True  # every call is a round trip to the database
 
     def __init__(self, url: str) -> None:
         self._url = database_url(url)

@@ -99,6 +99,7 @@ class TinyDBStore(IndexedStore):
     """
 
     kind = "tinydb"
+    blocking = False  # reads from memory; a write is one appended, fsync'd journal line
 
     def __init__(self, path: str | Path, *, secret_file: str | Path | None = None, compact_after: int = 1000) -> None:
         self.path = Path(path).expanduser().resolve()

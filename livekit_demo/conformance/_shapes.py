@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .signing import explain_url
+from ..signing import explain_url
 
 __all__ = [
     "BASE_FIELDS",

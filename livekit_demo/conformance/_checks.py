@@ -11,7 +11,7 @@ import json
 import secrets
 from typing import Any
 
-from ._conformance_base import (
+from ._base import (
     API,
     API_V2,
     Probe,
@@ -20,7 +20,7 @@ from ._conformance_base import (
     now,
     unsigned_jwt,
 )
-from ._conformance_shapes import is_rfc3339
+from ._shapes import is_rfc3339
 
 __all__: list[str] = []
 

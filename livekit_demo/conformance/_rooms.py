@@ -12,10 +12,10 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from . import _conformance_shapes as shapes
-from ._conformance_base import API_V2, CheckFailed, CheckSkipped, Probe, check, now
-from ._conformance_shapes import ZERO_TIME, Sample
-from .signing import explain_url, im_app_token
+from ..signing import explain_url, im_app_token
+from . import _shapes as shapes
+from ._base import API_V2, CheckFailed, CheckSkipped, Probe, check, now
+from ._shapes import ZERO_TIME, Sample
 
 __all__: list[str] = []
 

@@ -30,8 +30,10 @@ from typing import Any
 
 import httpx
 
-from . import _conformance_checks, _conformance_rooms  # noqa: F401  (they register the checks)
-from ._conformance_base import (
+from ..exceptions import LivekitDemoError
+from ..settings import Settings, load_config_file
+from . import _checks, _rooms  # noqa: F401  (they register the checks)
+from ._base import (
     REGISTRY,
     Check,
     CheckFailed,
@@ -41,8 +43,6 @@ from ._conformance_base import (
     Probe,
     brief,
 )
-from .exceptions import LivekitDemoError
-from .settings import Settings, load_config_file
 
 __all__ = [
     "Check",
