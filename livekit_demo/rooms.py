@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,13 +96,29 @@ class _UUID7:
 new_room_id = _UUID7()
 
 
+OnlineSource = Callable[[RoomId], int]
+"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers)."""
+
+
 class _Metrics:
-    """Visit counts per room, kept in memory so that a read never rewrites the store."""
+    """Visit counts per room, kept in memory so that a read never rewrites the store.
+
+    `online_count` is the sum of the registered online sources: the one narrow interface through
+    which the local edge's viewers (SPEC 13) and heartbeating viewers (SPEC 14) reach the metrics.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pv: dict[RoomId, int] = {}
         self._visitors: dict[RoomId, set[UserId]] = {}
+        self._online_sources: list[OnlineSource] = []
+
+    def add_online_source(self, source: OnlineSource) -> None:
+        """Count `source(room_id)` viewers as online in every room's metrics from now on."""
+        self._online_sources.append(source)
+
+    def online(self, room_id: RoomId) -> int:
+        return sum(source(room_id) for source in self._online_sources)
 
     def visit(self, room_id: RoomId, user_id: UserId) -> None:
         with self._lock:
@@ -109,10 +126,11 @@ class _Metrics:
             self._visitors.setdefault(room_id, set()).add(user_id)
 
     def of(self, room_id: RoomId) -> JSONDict:
+        online = self.online(room_id)  # outside our lock: a source has locks of its own
         with self._lock:
             return {
                 "like_count": 0,
-                "online_count": 0,
+                "online_count": online,
                 "pv": self._pv.get(room_id, 0),
                 "uv": len(self._visitors.get(room_id, ())),
             }

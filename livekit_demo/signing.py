@@ -32,6 +32,7 @@ __all__ = [
     "rtc_token",
     "rtc_url",
     "im_app_token",
+    "callback_signature",
     "UrlExplanation",
     "explain_url",
 ]
@@ -93,6 +94,11 @@ def rtc_url(direction: str, app_id: str, app_key: str, channel: str, user_id: st
 def im_app_token(app_id: str, app_key: str, user_id: str, nonce: str, timestamp: int, role: str) -> str:
     """The IM v2 `app_token`: sha256 hex of app_id, app_key, user id, nonce, timestamp and role."""
     return hashlib.sha256(f"{app_id}{app_key}{user_id}{nonce}{timestamp}{role}".encode()).hexdigest()
+
+
+def callback_signature(host: str, timestamp: int | str, key: str) -> str:
+    """`ALI-LIVE-SIGNATURE` of a CDN stream callback: md5 hex of `host|timestamp|key` (SPEC 13)."""
+    return hashlib.md5(f"{host}|{timestamp}|{key}".encode()).hexdigest()
 
 
 # --- the explainer -------------------------------------------------------------------------------
