@@ -201,6 +201,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
 
 
+class _SingleSlashes:
+    """ASGI middleware: a path with repeated slashes (``//api/v1/live/login``) is served as the single-slash path.
+
+    The web, uni-app and iOS clients build ``base + "/api/..."``, so a base URL pasted with a trailing
+    slash made every call ``//api/...`` (SPEC 1 "Base URLs"). Normalised before routing, so every
+    route, 404 and 405 sees the one path.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+            if "raw_path" in scope and scope["raw_path"] is not None:
+                scope["raw_path"] = _REPEATED_SLASHES_BYTES.sub(b"/", scope["raw_path"])
+        await self.app(scope, receive, send)
+
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+_REPEATED_SLASHES_BYTES = re.compile(rb"/{2,}")
+
+
 class _RedactQueryToken(logging.Filter):
     """Hide `?token=<jwt>` in uvicorn's access log lines.
 
@@ -244,6 +268,7 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
     middleware = [
+        Middleware(_SingleSlashes),
         Middleware(
             CORSMiddleware,
             allow_origins=["*"],

@@ -519,9 +519,23 @@ def test_cors_allows_any_origin_with_the_clients_headers(api: Api) -> None:
     assert "access-control-allow-credentials" not in r.headers
 
 
-def test_root_tells_the_base_url(api: Api) -> None:
+def test_root_tells_the_base_url_without_a_trailing_slash(api: Api) -> None:
     r = api.http.get("/")
-    assert r.status_code == 200 and "http://testserver" in r.text
+    assert r.status_code == 200 and r.text.endswith("Enter this base URL in a client: http://testserver\n")
+
+
+def test_repeated_slashes_in_a_path_are_answered_as_single(api: Api) -> None:
+    # A base URL pasted with its trailing slash: the iOS, web and uni-app clients send //api/...
+    # (a full URL here: "//api/..." alone would read as a protocol-relative URL naming host "api")
+    login = api.http.post("http://testserver//api/v1/live/login", json={"username": "ann", "password": "ann"})
+    assert login.status_code == 200 and login.json()["code"] == 200
+    room = api.create()
+    headers = {"Authorization": f"Bearer {api.token('ann')}"}
+    got = api.http.post("http://testserver//api//v1///live/get", json={"id": room["id"], "user_id": "ann"}, headers=headers)
+    assert got.status_code == 200 and got.json()["id"] == room["id"]
+    assert api.http.get("http://testserver//openapi.json").status_code == 200
+    assert_error(api.http.post("http://testserver//api/v1/live/nothing", json={}), 404, "/api/v1/live/nothing")
+    assert_error(api.http.get("http://testserver//api/v1/live/create"), 405, "/api/v1/live/create")
 
 
 def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
