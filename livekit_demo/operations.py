@@ -99,7 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("pause", "Pause a live room", "pause", _lifecycle("pause"), "RoomInfo"),
     Operation("stop", "End the live", "stop", _lifecycle("stop"), "RoomInfo"),
     Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("getMeetingInfo", "Co-streaming members of a mode 1 room", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404, 409)),
+    Operation("getMeetingInfo", "Co-streaming members ([] on a room whose mode is not 1)", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404)),
     Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, c: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
 )  # fmt: skip
 TOKEN_V2 = Operation("token", "Get IM tokens (v2 shape)", "token_v2", _token_v2, "TokenV2Response", statuses=(400, 401, 403))

@@ -199,8 +199,14 @@ class RoomService:
         return [self._room_info(r, user_id, actor) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
+        """The co-streaming members; ``[]`` on a room whose mode is not 1.
+
+        Not a 409 there: the web client reads the members of every room it opens without handling
+        an error, and the reference Java AppServer answers the empty list too (SPEC 3).
+        """
         record = self._find(room_id)
-        self._require_link_mode(record)
+        if record.mode != Mode.LINK:
+            return MeetingInfo(members=[])
         return MeetingInfo(members=self._members_out(record))
 
     # -- changes -------------------------------------------------------------------------------
