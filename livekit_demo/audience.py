@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import httpx
@@ -211,6 +212,7 @@ class Audience:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[Sample], object]] = []
+        self._end_listeners: list[Callable[[Audience], object]] = []
         self._started = False
         self._done = threading.Event()
 
@@ -253,6 +255,10 @@ class Audience:
         """Call `listener(sample)` after each sample (from the run's thread); a failing listener is logged, not fatal."""
         self._listeners.append(listener)
 
+    def on_end(self, listener: Callable[[Audience], object]) -> None:
+        """Call `listener(audience)` once the run has ended, however it ended (from the run's thread)."""
+        self._end_listeners.append(listener)
+
     def _claim(self) -> None:
         if self._started:
             raise RuntimeError("an Audience runs once; make a new one (same seed: same calls)")
@@ -262,13 +268,14 @@ class Audience:
         try:
             self._open()
             began, at = time.monotonic(), 0.0
+            origin = self.clock.now() if self.clock is not None else None
             for step in self.steps:
                 if self._stop.is_set():
                     self.notes.append(f"stopped at {at:g} s of {self.duration:g} s")
                     if not self.timeline or self.timeline[-1].t != at:
                         self._sample(at)  # the counters where the run ended, for the chart's last point
                     break
-                self._wait_until(began, at, step.t)
+                self._wait_until(began, origin, step.t)
                 at = step.t
                 self._do(step)
         except (httpx.HTTPError, ApiError, LookupError) as exc:
@@ -280,11 +287,15 @@ class Audience:
         finally:
             self._close()
             self._done.set()
+            for listener in self._end_listeners:
+                try:
+                    listener(self)
+                except Exception:
+                    log.exception("an on_end listener failed")
 
-    def _wait_until(self, began: float, now: float, t: float) -> None:
-        if self.clock is not None:
-            if t > now:
-                self.clock.advance(t - now)
+    def _wait_until(self, began: float, origin: datetime | None, t: float) -> None:
+        if self.clock is not None and origin is not None:
+            self.clock.set(origin + timedelta(seconds=t))  # from the origin: no drift from summed steps
         elif self.time_scale > 0:
             delay = began + t * self.time_scale - time.monotonic()
             if delay > 0:
