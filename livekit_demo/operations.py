@@ -52,6 +52,8 @@ class Operation:
     # True when the handler may block the calling thread whatever the store (password hashing):
     # the api layer then runs it off the event loop where threads exist.
     blocking: bool = False
+    # True for a call of ours that no original AppServer serves (the OpenAPI marks it so).
+    ours: bool = False
 
 
 def _login(server: AppServer, _: Identity, body: JSONDict, call: CallContext) -> Any:
@@ -101,6 +103,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("getMeetingInfo", "Co-streaming members ([] on a room whose mode is not 1)", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404)),
     Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, c: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
+    Operation("heartbeat", "A viewer is still watching: online for 30 s more; answers the room's online count", "heartbeat", lambda s, a, b, c: s.rooms.heartbeat(a, b["id"], b["user_id"]), "HeartbeatResponse", statuses=(400, 401, 403, 404), ours=True),
 )  # fmt: skip
 TOKEN_V2 = Operation("token", "Get IM tokens (v2 shape)", "token_v2", _token_v2, "TokenV2Response", statuses=(400, 401, 403))
 

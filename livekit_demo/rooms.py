@@ -20,6 +20,7 @@ from .auth import Identity
 from .clock import Clock, format_time, to_second
 from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
+from .presence import Presence
 from .storage.base import RoomStore
 from .streams import StreamUrls
 from .types import JSONDict, RoomId, UserId
@@ -97,7 +98,9 @@ new_room_id = _UUID7()
 
 
 OnlineSource = Callable[[RoomId], int]
-"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers)."""
+"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers).
+
+A source that also has a `forget(room_id)` method is told when a room is deleted."""
 
 
 class _Metrics:
@@ -139,6 +142,10 @@ class _Metrics:
         with self._lock:
             self._pv.pop(room_id, None)
             self._visitors.pop(room_id, None)
+        for source in self._online_sources:
+            forget = getattr(source, "forget", None)
+            if callable(forget):
+                forget(room_id)
 
 
 class RoomService:
@@ -149,6 +156,8 @@ class RoomService:
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self.presence = Presence(clock)  # heartbeating viewers (SPEC 14), one of the online sources
+        self.metrics.add_online_source(self.presence)
 
     def __repr__(self) -> str:
         return f"RoomService(store={self.store.kind})"
@@ -208,6 +217,13 @@ class RoomService:
         if record.mode != Mode.LINK:
             return MeetingInfo(members=[])
         return MeetingInfo(members=self._members_out(record))
+
+    def heartbeat(self, actor: Identity, room_id: RoomId, user_id: UserId) -> JSONDict:
+        """`user_id` is still watching: online for the next 30 s; answers the room's online count."""
+        self.check_acting_as(actor, user_id, "user_id")
+        self._find(room_id)
+        self.presence.beat(room_id, user_id)
+        return {"code": 200, "online_count": self.metrics.online(room_id)}
 
     # -- changes -------------------------------------------------------------------------------
 
