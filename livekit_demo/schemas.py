@@ -211,4 +211,5 @@ COMPONENTS: dict[str, JSONDict] = {
     ),
     "MeetingInfo": _obj({"members": {"type": "array", "items": _ref("MeetingMember")}}),
     "RoomList": {"type": "array", "items": _ref("RoomInfo")},
+    "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

@@ -18,13 +18,17 @@ from .settings import LiveMicSettings, LiveStreamSettings, Settings
 from .signing import RTC_HOST, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
 from .types import JSONDict, RoomId, UserId
 
-__all__ = ["StreamUrls", "LINK_TTL", "LINK_CDN_APP", "link_stream_name"]
+__all__ = ["StreamUrls", "LINK_TTL", "LINK_CDN_APP", "LINK_STREAM_KINDS", "link_stream_name"]
 
 LINK_TTL = 86400
 """Seconds that co-streaming URLs (the CDN mix and the RTC URLs) stay valid."""
 
 LINK_CDN_APP = "live"
 """The CDN app of the co-streamed mix, whatever `live_stream.app_name` is (as in the original)."""
+
+
+LINK_STREAM_KINDS = ("camera", "audio")
+"""The suffixes of a co-streaming mix's CDN streams: the picture, and the audio-only mix."""
 
 
 def link_stream_name(app_id: str, meeting_id: str, anchor_id: UserId) -> str:
