@@ -87,8 +87,8 @@ def _token_v2(server: AppServer, actor: Identity, body: JSONDict, _: CallContext
 
 
 def _lifecycle(action: str) -> Handler:
-    def handler(server: AppServer, actor: Identity, body: JSONDict, _: CallContext) -> Any:
-        return server.rooms.transition(action, actor, body["id"], body["user_id"])
+    def handler(server: AppServer, actor: Identity, body: JSONDict, call: CallContext) -> Any:
+        return server.rooms.transition(action, actor, body["id"], body["user_id"], host=call.host)
 
     return handler
 
@@ -97,14 +97,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429), blocking=True),
     Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
     Operation("token", "Get an IM token", "token", _token_v1, "TokenResponse", statuses=(400, 401, 403)),
-    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b), "RoomInfo", statuses=(400, 401, 403)),
-    Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, c: s.rooms.get(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, c: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status")), "RoomList", statuses=(400, 401, 403)),
-    Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, c: s.rooms.update(a, b["id"], b), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b, host=c.host), "RoomInfo", statuses=(400, 401, 403)),
+    Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, c: s.rooms.get(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, c: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status"), host=c.host), "RoomList", statuses=(400, 401, 403)),
+    Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, c: s.rooms.update(a, b["id"], b, host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("start", "Go live (or resume, or re-open)", "start", _lifecycle("start"), "RoomInfo"),
     Operation("pause", "Pause a live room", "pause", _lifecycle("pause"), "RoomInfo"),
     Operation("stop", "End the live", "stop", _lifecycle("stop"), "RoomInfo"),
-    Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"]), "RoomInfo", statuses=(400, 401, 403, 404)),
+    Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("getMeetingInfo", "Co-streaming members of a mode 1 room", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404, 409)),
     Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, c: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
 )  # fmt: skip

@@ -213,8 +213,11 @@ class RoomService:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def create(self, actor: Identity, fields: JSONDict) -> RoomInfo:
-        """A new room for `fields["anchor"]`, answered with its push URLs."""
+    def create(self, actor: Identity, fields: JSONDict, *, host: str = "") -> RoomInfo:
+        """A new room for `fields["anchor"]`, answered with its push URLs.
+
+        `host` (here and below): the host name the caller reached the server at, for URLs that point at a local edge.
+        """
         anchor = fields["anchor"]
         mode = fields.get("mode", Mode.NORMAL)
         # A field rule, so it is a 400 before the identity 403 (SPEC 1's order of checks).
@@ -240,21 +243,23 @@ class RoomService:
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
         self.store.insert(record)
-        return self._room_info(record, anchor, actor, with_push=True)
+        return self._room_info(record, anchor, actor, with_push=True, host=host)
 
-    def get(self, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def get(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """The room as `user_id` sees it; counts the visit."""
         self.check_acting_as(actor, user_id, "user_id")
         record = self._find(room_id)
         self.metrics.visit(room_id, user_id)
-        return self._room_info(record, user_id, actor)
+        return self._room_info(record, user_id, actor, host=host)
 
-    def list(self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None) -> list[RoomInfo]:
+    def list(
+        self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = ""
+    ) -> list[RoomInfo]:
         """A page of rooms, newest first, as `user_id` sees them (no visits counted)."""
         self.check_acting_as(actor, user_id, "user_id")
         wanted = None if status in (None, -1) else status
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
-        return [self._room_info(r, user_id, actor) for r in records]
+        return [self._room_info(r, user_id, actor, host=host) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
         record = self._find(room_id)
@@ -263,7 +268,7 @@ class RoomService:
 
     # -- changes -------------------------------------------------------------------------------
 
-    def update(self, actor: Identity, room_id: RoomId, fields: JSONDict) -> RoomInfo:
+    def update(self, actor: Identity, room_id: RoomId, fields: JSONDict, *, host: str = "") -> RoomInfo:
         """Overwrite the fields given non-empty; the others stay (a field cannot be cleared)."""
         changes = {k: v for k, v in fields.items() if k != "id" and v != ""}
 
@@ -272,9 +277,9 @@ class RoomService:
             return record.copy(**changes, updated_at=to_second(self.clock.now()))
 
         record = self._update(room_id, change)
-        return self._room_info(record, actor.user_id, actor)
+        return self._room_info(record, actor.user_id, actor, host=host)
 
-    def transition(self, action: str, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def transition(self, action: str, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """`start`, `pause` or `stop`, as the lifecycle table says."""
         self.check_acting_as(actor, user_id, "user_id")
         table = LIFECYCLE[action]
@@ -298,14 +303,14 @@ class RoomService:
             return new
 
         record = self._update(room_id, change)
-        return self._room_info(record, user_id, actor)
+        return self._room_info(record, user_id, actor, host=host)
 
-    def delete(self, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def delete(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """Remove the room; answer it as it was."""
         self.check_acting_as(actor, user_id, "user_id")
         record = self._find(room_id)
         self._require_anchor(actor, record)
-        answer = self._room_info(record, user_id, actor)
+        answer = self._room_info(record, user_id, actor, host=host)
         if self.store.delete(room_id) is None:
             raise RoomNotFound(room_id)  # deleted by someone else in between
         self.metrics.forget(room_id)
@@ -434,7 +439,7 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False) -> RoomInfo:
+    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "") -> RoomInfo:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
         info = RoomInfo()
         for name in ROOMINFO_FIELDS:  # the stored fields the original answers, in its order
@@ -444,12 +449,12 @@ class RoomService:
             elif name in ("status", "mode"):
                 value = int(value)
             info[name] = value
-        info["pull_url_info"] = self.streams.pull_info(record.id)
+        info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
-            info["push_url_info"] = self.streams.push_info(record.id)
+            info["push_url_info"] = self.streams.push_info(record.id, host)
         if record.mode == Mode.LINK:
-            info["link_info"] = self.streams.link_info(record, viewer)
+            info["link_info"] = self.streams.link_info(record, viewer, host)
         info["metrics"] = self.metrics.of(record.id)
         info["user_status"] = {"mute": False, "mute_source": []}
         if record.status == RoomStatus.ENDED:
