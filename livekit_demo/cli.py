@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for phones on your network)")
     serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     serve.add_argument("--config", help="a JSON or YAML settings file with the original's keys")
-    serve.add_argument("--storage", help="'memory', a TinyDB file path, or a database URL/DSN")
+    serve.add_argument("--storage", help="'memory', a TinyDB file path ending in .json, or a database URL/DSN")
     serve.add_argument("--workers", type=int, help="processes to run (more than 1 needs SQL storage)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(run=_serve)
