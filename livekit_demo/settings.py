@@ -275,7 +275,7 @@ class Settings:
 
 
 def parse_storage(text: str) -> dict[str, str]:
-    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, else a TinyDB path."""
+    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, or a TinyDB path ending in ``.json``."""
     value = text.strip()
     if value in ("memory", "none"):
         return {"type": value, "url": ""}
@@ -287,9 +287,14 @@ def parse_storage(text: str) -> dict[str, str]:
         if scheme not in kinds:
             raise SettingsError("storage.url", f"unknown database scheme {scheme!r}; use mysql://, postgresql:// or sqlite:///")
         return {"type": kinds[scheme], "url": value}
-    if not value:
-        raise SettingsError("storage", "is empty; use 'memory', a file path or a database URL")
-    return {"type": "tinydb", "url": value}
+    if value.lower().endswith(".json"):
+        return {"type": "tinydb", "url": value}
+    # A typo ('memroy') must not quietly become a TinyDB file of that name: only the three forms pass.
+    raise SettingsError("storage", f"{value!r} is none of the three forms: {STORAGE_FORMS}")
+
+
+STORAGE_FORMS = "'memory' (or 'none'), a TinyDB file path ending in '.json', or a database URL (mysql://, postgresql://, sqlite:///)"
+"""The storage strings `parse_storage` accepts, for messages and help texts."""
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
