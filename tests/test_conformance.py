@@ -402,3 +402,16 @@ def test_cli_as_a_process_against_a_served_process(config_file: Path, tmp_path: 
             serve.stdout.close()
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr
     assert checked.stdout.splitlines()[-1].startswith("OK: ")
+
+
+# -- through the in-process transport (a browser tab's server) ----------------------------------
+
+
+def test_every_check_passes_on_an_in_process_server(keys: Settings) -> None:
+    from livekit_demo.runner import start_server
+
+    with start_server(env={}, keep=True, inprocess=True, **SERVER_SETTINGS) as server:
+        report = run_checks(server.url, "ann", "ann", keys=keys)
+    assert {r.id: f"{r.expected} / {r.seen}" for r in report.failures} == {}
+    assert report.counts["skip"] == 0 and len(report.results) == len(all_checks())
+    assert report.cleanup_problems == []
