@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import SettingsError
-from .passwords import is_password_hash
+from .passwords import is_password_hash, unsupported_reason
 
 __all__ = [
     "Settings",
@@ -126,6 +126,8 @@ class AuthSettings:
                 f"auth.users.{name}",
                 "is not a password hash; make one with `livekit-demo hash-password` (plain passwords are refused)",
             )
+            reason = unsupported_reason(stored)
+            _require(reason is None, f"auth.users.{name}", reason or "")
         _require(
             not self.jwt_secret or len(self.jwt_secret.encode("utf-8")) >= 32,
             "auth.jwt_secret",
