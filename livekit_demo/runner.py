@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
-from .serving import bind_socket
+from .serving import bind_socket, import_uvicorn
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class ServerHandle:
         """Bind, start the thread and return once the server answers ``GET /``; raise the real cause if not."""
         if self.running:
             return self
-        import uvicorn
+        uvicorn = import_uvicorn()
 
         from .api import create_app
         from .app_server import AppServer

@@ -255,6 +255,15 @@ def parse_storage(text: str) -> dict[str, str]:
     return {"type": "tinydb", "url": value}
 
 
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        # PyYAML is not a requirement in a browser tab (Pyodide): JSON files and keyword settings are.
+        raise SettingsError("config_file", "reading YAML needs PyYAML (pip install pyyaml); or write the file as JSON") from None
+    return yaml
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A config file's sections: YAML for .yaml/.yml, else JSON."""
     file = Path(path)
@@ -264,9 +273,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml().safe_load(text)
         else:
             data = json.loads(text)
     except Exception as exc:  # the parsers' own errors name line and column

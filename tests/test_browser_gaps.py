@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from livekit_demo import SettingsError, StorageError, passwords
+from livekit_demo import LivekitDemoError, SettingsError, StorageError, passwords
 from livekit_demo.client import connect
 from livekit_demo.passwords import BROWSER_ITERATIONS, hash_password, unsupported_reason, verify_password
 from livekit_demo.runner import start_server
@@ -132,3 +133,38 @@ def test_a_lock_failing_for_another_reason_is_a_storage_error(monkeypatch: pytes
     monkeypatch.setattr(_journal.fcntl, "flock", flock)
     with pytest.raises(StorageError, match=r"cannot lock .*rooms\.json: Input/output error"):
         TinyDBStore(tmp_path / "rooms.json")
+
+
+# -- packages a browser tab does without ------------------------------------------------------------
+
+
+def test_uvicorn_and_pyyaml_are_not_requirements_in_a_browser_tab() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(line) for line in project["dependencies"]]
+    browser = {"sys_platform": "emscripten", "platform_system": "Emscripten"}
+    needed_there = {r.name for r in requirements if r.marker is None or r.marker.evaluate(browser)}
+    needed_here = {r.name for r in requirements if r.marker is None or r.marker.evaluate()}
+    assert needed_here - needed_there == {"uvicorn", "pyyaml"}
+    assert {"starlette", "tinydb", "pyjwt", "httpx"} <= needed_there
+
+
+def test_without_pyyaml_a_yaml_config_says_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now fails, as in a tab
+    config = tmp_path / "livekit.yaml"
+    config.write_text("storage: memory\n")
+    with pytest.raises(SettingsError, match=r"config_file.*PyYAML.*JSON"):
+        Settings.build(str(config), env={})
+    json_config = tmp_path / "livekit.json"
+    json_config.write_text('{"storage": "memory"}')
+    assert Settings.build(str(json_config), env={}).storage.type == "memory"
+
+
+def test_without_uvicorn_serving_says_what_is_missing_and_in_process_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    with pytest.raises(LivekitDemoError, match=r"needs uvicorn.*inprocess=True"):
+        start_server(storage="memory", env={}, keep=True)
+    with start_server(storage="memory", env={}, keep=True, inprocess=True) as server:
+        assert connect(server, "ann").list() == []
