@@ -13,10 +13,10 @@ import socket
 import sys
 from typing import Any, TextIO
 
-from .exceptions import SettingsError
+from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = ["serve", "import_uvicorn", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -102,9 +102,21 @@ def app_factory() -> Any:
     return create_app(AppServer(Settings.build(env={}, **data)))
 
 
+def import_uvicorn() -> Any:
+    """The uvicorn module, or a `LivekitDemoError` saying how to get it (a browser tab has none, and no sockets)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise LivekitDemoError(
+            "serving over HTTP needs uvicorn (pip install uvicorn); without it, e.g. in a browser tab, "
+            "livekit_demo.start_server(inprocess=True) serves in-process"
+        ) from None
+    return uvicorn
+
+
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     """Run until interrupted; print the base URL(s) first."""
-    import uvicorn
+    uvicorn = import_uvicorn()
 
     from .api import create_app
     from .app_server import AppServer

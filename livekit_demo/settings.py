@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import SettingsError
-from .passwords import is_password_hash
+from .passwords import is_password_hash, unsupported_reason
 
 __all__ = [
     "Settings",
@@ -148,6 +148,8 @@ class AuthSettings:
                 f"auth.users.{name}",
                 "is not a password hash; make one with `livekit-demo hash-password` (plain passwords are refused)",
             )
+            reason = unsupported_reason(stored)
+            _require(reason is None, f"auth.users.{name}", reason or "")
         _require(
             not self.jwt_secret or len(self.jwt_secret.encode("utf-8")) >= 32,
             "auth.jwt_secret",
@@ -297,6 +299,15 @@ STORAGE_FORMS = "'memory' (or 'none'), a TinyDB file path ending in '.json', or 
 """The storage strings `parse_storage` accepts, for messages and help texts."""
 
 
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        # PyYAML is not a requirement in a browser tab (Pyodide): JSON files and keyword settings are.
+        raise SettingsError("config_file", "reading YAML needs PyYAML (pip install pyyaml); or write the file as JSON") from None
+    return yaml
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A config file's sections: YAML for .yaml/.yml, else JSON."""
     file = Path(path)
@@ -306,9 +317,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml().safe_load(text)
         else:
             data = json.loads(text)
     except Exception as exc:  # the parsers' own errors name line and column

@@ -482,3 +482,16 @@ def test_table_details_are_whole() -> None:
     report = Report("http://h", [CheckResult("a.b", "d", "fail", expected="something", seen=long_seen)])
     assert long_seen in report.format_table()
     assert long_seen not in report.format_table(width=100)
+
+
+# -- through the in-process transport (a browser tab's server) ----------------------------------
+
+
+def test_every_check_passes_on_an_in_process_server(keys: Settings) -> None:
+    from livekit_demo.runner import start_server
+
+    with start_server(env={}, keep=True, inprocess=True, **SERVER_SETTINGS) as server:
+        report = run_checks(server.url, "ann", "ann", keys=keys)
+    assert {r.id: f"{r.expected} / {r.seen}" for r in report.failures} == {}
+    assert report.counts["skip"] == 0 and len(report.results) == len(all_checks())
+    assert report.cleanup_problems == []

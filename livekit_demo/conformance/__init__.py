@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from ..client import transport_for_url
 from ..exceptions import LivekitDemoError
 from ..settings import Settings, load_config_file
 from . import _callbacks, _checks, _rooms  # noqa: F401  (they register the checks)
@@ -286,6 +287,8 @@ def run_checks(
     peer = _peer(second_user, username)
     known = load_keys(keys)
     started = time.perf_counter()
+    if transport is None:
+        transport = transport_for_url(base_url)  # an in-process server: its own transport
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, follow_redirects=False) as client:
         try:
             client.get("/")
