@@ -110,6 +110,9 @@ class AuthSettings:
 
     users: dict[str, str] = field(default_factory=dict, repr=False)
     admins: list[str] = field(default_factory=list)
+    # Names the demo rule must never hand out: users removed from `users` belong here, since nothing
+    # else remembers that a name was once configured (admins and configured users are reserved anyway).
+    reserved: list[str] = field(default_factory=list)
     demo_login: bool = True
     jwt_secret: str = field(default="", repr=False)
     secret_file: str = ""  # where memory and TinyDB storage keep a generated secret (SQL keeps it in the database)
@@ -118,6 +121,7 @@ class AuthSettings:
     login_max_failures: int = 5  # per username, within login_lockout seconds
     login_max_failures_per_address: int = 50  # per client address: higher, since a class may share one NAT
     login_lockout: int = 60
+    max_concurrent_hashes: int = 4  # password checks at once (scrypt takes 16 MiB each); more wait
 
     def _check(self) -> None:
         for name, stored in self.users.items():
@@ -131,12 +135,16 @@ class AuthSettings:
             "auth.jwt_secret",
             "must be at least 32 bytes (or empty, to generate one)",
         )
-        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout"):
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout", "max_concurrent_hashes"):
             _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
 
     def is_admin(self, user_id: str) -> bool:
         """Admins are configured users named in `admins`: the demo login rule never makes one."""
         return user_id in self.users and user_id in self.admins
+
+    def is_reserved(self, user_id: str) -> bool:
+        """Names the demo login rule never applies to: configured users, admins, and `reserved`."""
+        return user_id in self.users or user_id in self.admins or user_id in self.reserved
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,18 @@ serve` through tests/server_process.py, on loopback, bounded in count and time.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from test_api import Api, api, assert_error  # noqa: F401  (api: the every-engine fixture)
+from starlette.testclient import TestClient
+from test_api import ADMIN_HASH, Api, api, assert_error  # noqa: F401  (api: the every-engine fixture)
+
+from livekit_demo.api import create_app
+from livekit_demo.app_server import AppServer
+from livekit_demo.exceptions import AppServerError
+from livekit_demo.settings import Settings
 
 API = "/api/v1/live"
 
@@ -53,3 +61,122 @@ def test_nan_and_infinity_are_not_json(constant: str) -> None:
     assert_error(r, 400, "not valid JSON", constant)
     r = api.http.post("/login", content=json.dumps({"username": "ann", "password": "ann"}).replace('"ann"}', constant + "}").encode())
     assert_error(r, 400, "JSON")
+
+
+# -- removed users (row 12) -------------------------------------------------------------------------
+
+
+def _rebuilt(api: Api, **auth: object) -> Api:
+    """The same store and secret under new auth settings: what a restart with an edited config gives."""
+    from livekit_demo.app_server import AppServer
+
+    settings = api.server.settings.replace(auth=auth)
+    again = Api.__new__(Api)
+    again.clock = api.clock
+    again.server = AppServer(settings, clock=api.clock, store=api.server.store)
+    again.http = TestClient(create_app(again.server))
+    again.tokens = {}
+    return again
+
+
+def test_a_removed_users_token_is_refused_and_the_name_is_not_a_demo_login() -> None:
+    api = Api(auth={"users": {"boss": ADMIN_HASH, "carl": ADMIN_HASH}, "admins": ["boss"]})
+    carl = api.token("carl", "s3cret-admin")
+    assert api.call("list", {"user_id": "carl", "page_num": 1, "page_size": 1}, "carl").status_code == 200
+    # carl is removed from auth.users (and, as the README says to, listed in auth.reserved).
+    later = _rebuilt(api, users={"boss": ADMIN_HASH}, admins=["boss"], reserved=["carl"])
+    bearer = {"Authorization": f"Bearer {carl}"}
+    assert_error(later.http.post(f"{API}/list", json={"user_id": "carl", "page_num": 1, "page_size": 1}, headers=bearer), 401, "no longer configured")
+    assert_error(later.http.post(f"{API}/refresh_token", headers=bearer), 401, "no longer configured")
+    assert_error(later.http.post("/login", json={"username": "carl", "password": "carl"}), 401)
+    # Even without auth.reserved, the configured user's token is refused (the token says it was one).
+    unlisted = _rebuilt(api, users={"boss": ADMIN_HASH}, admins=["boss"])
+    assert_error(unlisted.http.post(f"{API}/list", json={"user_id": "carl", "page_num": 1, "page_size": 1}, headers=bearer), 401, "no longer configured")
+
+
+def test_a_demo_token_lapses_when_the_name_becomes_configured_or_demo_login_is_off() -> None:
+    api = Api()
+    dave = {"Authorization": f"Bearer {api.token('dave')}"}
+    body = {"user_id": "dave", "page_num": 1, "page_size": 1}
+    assert api.http.post(f"{API}/list", json=body, headers=dave).status_code == 200
+    configured = _rebuilt(api, users={"boss": ADMIN_HASH, "dave": ADMIN_HASH}, admins=["boss"])
+    assert_error(configured.http.post(f"{API}/list", json=body, headers=dave), 401, "no longer allowed")
+    assert configured.http.post("/login", json={"username": "dave", "password": "s3cret-admin"}).status_code == 200
+    off = _rebuilt(api, users={"boss": ADMIN_HASH}, admins=["boss"], demo_login=False)
+    assert_error(off.http.post(f"{API}/list", json=body, headers=dave), 401, "no longer allowed")
+
+
+# -- login throttle (rows 3 and 13) -----------------------------------------------------------------
+
+
+class _CountingHashes:
+    """Counts password checks, and the most that ran at once (each made slow enough to overlap)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import livekit_demo.auth as auth_module
+
+        self.calls = 0
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+        real = auth_module.verify_password
+
+        def counting(password: str, stored: str) -> bool:
+            with self._lock:
+                self.calls += 1
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                time.sleep(0.02)  # let other threads pile in; nothing asserts on time
+                return real(password, stored)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        monkeypatch.setattr(auth_module, "verify_password", counting)
+
+
+def test_concurrent_wrong_passwords_check_at_most_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = _CountingHashes(monkeypatch)
+    settings = Settings.build(env={}, storage="memory", auth={"users": {"boss": ADMIN_HASH}, "login_max_failures": 5})
+    auth = AppServer(settings).auth
+    answers: list[int] = []
+
+    def guess(i: int) -> None:
+        try:
+            auth.login("boss", f"wrong{i}", f"10.0.{i // 250}.{i % 250}")
+            answers.append(200)
+        except AppServerError as exc:
+            answers.append(exc.status)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(set(answers)) == [401, 429] and len(answers) == 200
+    assert answers.count(401) <= 5 and hashes.calls <= 5, (answers.count(401), hashes.calls)
+
+
+def test_password_checks_at_once_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = _CountingHashes(monkeypatch)
+    users = {f"u{i}": ADMIN_HASH for i in range(40)}
+    settings = Settings.build(env={}, storage="memory", auth={"users": users, "max_concurrent_hashes": 3})
+    auth = AppServer(settings).auth
+    threads = [threading.Thread(target=auth.login, args=(f"u{i}", "s3cret-admin")) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert hashes.calls == 40 and hashes.most <= 3, (hashes.calls, hashes.most)
+
+
+def test_an_unknown_username_costs_a_password_check_when_users_are_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = _CountingHashes(monkeypatch)
+    api = Api()  # boss is configured
+    assert api.http.post("/login", json={"username": "nobody", "password": "guess"}).status_code == 401
+    assert api.http.post("/login", json={"username": "ann", "password": "ann"}).status_code == 200
+    assert hashes.calls == 2  # each checked against a hash as costly as boss's, so time tells nothing
+    bare = Api(auth={})  # nobody configured: nothing to hide, no hash to pay for
+    assert bare.http.post("/login", json={"username": "ann", "password": "ann"}).status_code == 200
+    assert hashes.calls == 2
