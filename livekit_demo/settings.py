@@ -35,6 +35,7 @@ __all__ = [
     "StorageSettings",
     "AuthSettings",
     "ServerSettings",
+    "RoomsSettings",
     "parse_storage",
     "ENV_PREFIXES",
 ]
@@ -165,6 +166,16 @@ class ServerSettings:
         _require(self.log_level in levels, "server.log_level", f"must be one of {', '.join(levels)}")
 
 
+@dataclass(frozen=True)
+class RoomsSettings:
+    """Limits on rooms."""
+
+    max_per_user: int = 1000  # rooms one anchor may hold at once (64 KiB extends each: a bound on memory and disk)
+
+    def _check(self) -> None:
+        _require(self.max_per_user > 0, "rooms.max_per_user", "must be a positive number")
+
+
 _SECTIONS: dict[str, type] = {
     "live_stream": LiveStreamSettings,
     "live_mic": LiveMicSettings,
@@ -173,6 +184,7 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "auth": AuthSettings,
     "server": ServerSettings,
+    "rooms": RoomsSettings,
 }
 
 
@@ -187,6 +199,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    rooms: RoomsSettings = field(default_factory=RoomsSettings)
 
     @classmethod
     def build(

@@ -7,20 +7,24 @@ serve` through tests/server_process.py, on loopback, bounded in count and time.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from conftest import STORE_PARAMS, storage_setting
+from sql_databases import connect
 from test_api import ADMIN_HASH, Api, api, assert_error  # noqa: F401  (api: the every-engine fixture)
 
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
-from livekit_demo.exceptions import AppServerError
+from livekit_demo.exceptions import AppServerError, StorageError
 from livekit_demo.settings import Settings
 
 API = "/api/v1/live"
+CONTRACT_DDL = (Path(__file__).parents[1] / "livekit_demo" / "storage" / "room_infos.sql").read_text(encoding="utf-8")
 
 
 # -- engine-independent answers (rows 4 and 13) ----------------------------------------------------
@@ -180,3 +184,67 @@ def test_an_unknown_username_costs_a_password_check_when_users_are_configured(mo
     bare = Api(auth={})  # nobody configured: nothing to hide, no hash to pay for
     assert bare.http.post("/login", json={"username": "ann", "password": "ann"}).status_code == 200
     assert hashes.calls == 2
+
+
+# -- a per-user room cap (row 13) and exact room ids (row 5) ----------------------------------------
+
+
+@pytest.mark.parametrize("engine", STORE_PARAMS)
+def test_rooms_per_user_are_capped_on_every_engine(engine: str, tmp_path: Path) -> None:
+    api = Api(storage=storage_setting(engine, tmp_path), rooms={"max_per_user": 3})
+    try:
+        made = [api.create()["id"] for _ in range(3)]
+        api.create("bob")  # another user's rooms are their own
+        before = api.stored()
+        assert_error(api.call("create", {"title": "one more", "anchor": "ann"}), 409, "3 rooms", "rooms.max_per_user")
+        assert api.stored() == before
+        assert api.server.store.count(anchor="ann") == 3 and api.server.store.count(anchor="ANN") == 0
+        api.ok("delete", {"id": made[0], "user_id": "ann"})
+        api.create()  # room again
+    finally:
+        api.server.close()
+
+
+def test_room_ids_are_compared_exactly_on_every_engine(api: Api) -> None:
+    room = api.create()["id"]
+    for variant in (room.upper(), room + " "):
+        assert_error(api.call("get", {"id": variant, "user_id": "ann"}), 404, "room not found")
+        assert_error(api.call("update", {"id": variant, "title": "other"}), 404)
+        for call in ("start", "stop", "delete"):
+            assert_error(api.call(call, {"id": variant, "user_id": "ann"}), 404)
+    assert [r["title"] for r in api.stored()] == ["room"]
+
+
+@pytest.mark.mysql
+def test_mysql_tables_are_utf8mb4_and_a_latin1_table_is_refused_at_start(tmp_path: Path) -> None:
+    from livekit_demo.storage.sql import database_url
+
+    server = storage_setting("mysql", tmp_path)
+    name = f"livekit_demo_latin1_{os.getpid()}"
+    with connect(server) as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET latin1")
+    latin1 = database_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        # A latin1 database: the table we create is utf8mb4 anyway, so any script is stored.
+        api = Api(storage=latin1)
+        title = "直播 🎥 بث"
+        room = api.create(title=title)["id"]
+        assert api.ok("get", {"id": room, "user_id": "ann"})["title"] == title
+        api.server.close()
+        with connect(latin1) as conn:
+            charsets = {row[0] for row in conn.exec_driver_sql(
+                f"SELECT character_set_name FROM information_schema.columns WHERE table_schema = '{name}' AND character_set_name IS NOT NULL"
+            )}  # fmt: skip
+            assert charsets == {"utf8mb4"}
+            # A table the old server made in that database, with the contract's DDL and no charset: latin1.
+            conn.exec_driver_sql("DROP TABLE room_infos")
+            conn.exec_driver_sql(CONTRACT_DDL)
+            conn.commit()
+        with pytest.raises(StorageError, match="latin1.*CONVERT TO CHARACTER SET utf8mb4"):
+            Api(storage=latin1)
+        with pytest.raises(StorageError, match="charset=utf8mb4"):
+            Api(storage=database_url(latin1).update_query_dict({"charset": "latin1"}).render_as_string(hide_password=False))
+    finally:
+        with connect(server) as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")

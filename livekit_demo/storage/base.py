@@ -8,7 +8,7 @@ Engines hold `RoomRecord`s and nothing else: no users, no permissions, no URLs. 
   An exception raised by `change` aborts the update and propagates. Two concurrent updates of one
   room never lose each other's changes: this is what makes the lifecycle safe under concurrency.
 - `list` answers newest first (`created_at` descending, then `id` descending), filtered by status,
-  paged by offset and limit; `count` tells how many match.
+  paged by offset and limit; `count` tells how many match (by status, or by anchor).
 - `load_secret(make)` keeps one per-deployment secret (the JWT key) with the data, so every process
   sharing the data shares it: it returns the stored secret, or stores `make()` and returns that.
 - Every acknowledged write is durable as the engine promises (memory: for the process's life).
@@ -57,8 +57,8 @@ class RoomStore(Protocol):
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
         """Rooms newest first (created_at desc, id desc), only `status` when given."""
 
-    def count(self, *, status: int | None = None) -> int:
-        """How many rooms (with `status`, when given)."""
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
+        """How many rooms (with `status`, and of `anchor_id` `anchor`, when given; ids compared exactly)."""
 
     def load_secret(self, make: Callable[[], str]) -> str:
         """The deployment's secret, created with `make()` on first use."""
