@@ -100,7 +100,7 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
@@ -118,6 +118,12 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
+    # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lone_surrogate_at(value: Any) -> str | None:

@@ -37,6 +37,7 @@ __all__ = [
     "ServerSettings",
     "EdgeSettings",
     "PLACEHOLDER_DOMAINS",
+    "RoomsSettings",
     "parse_storage",
     "ENV_PREFIXES",
 ]
@@ -132,6 +133,9 @@ class AuthSettings:
 
     users: dict[str, str] = field(default_factory=dict, repr=False)
     admins: list[str] = field(default_factory=list)
+    # Names the demo rule must never hand out: users removed from `users` belong here, since nothing
+    # else remembers that a name was once configured (admins and configured users are reserved anyway).
+    reserved: list[str] = field(default_factory=list)
     demo_login: bool = True
     jwt_secret: str = field(default="", repr=False)
     secret_file: str = ""  # where memory and TinyDB storage keep a generated secret (SQL keeps it in the database)
@@ -140,6 +144,7 @@ class AuthSettings:
     login_max_failures: int = 5  # per username, within login_lockout seconds
     login_max_failures_per_address: int = 50  # per client address: higher, since a class may share one NAT
     login_lockout: int = 60
+    max_concurrent_hashes: int = 4  # password checks at once (scrypt takes 16 MiB each); more wait
 
     def _check(self) -> None:
         for name, stored in self.users.items():
@@ -155,12 +160,16 @@ class AuthSettings:
             "auth.jwt_secret",
             "must be at least 32 bytes (or empty, to generate one)",
         )
-        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout"):
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout", "max_concurrent_hashes"):
             _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
 
     def is_admin(self, user_id: str) -> bool:
         """Admins are configured users named in `admins`: the demo login rule never makes one."""
         return user_id in self.users and user_id in self.admins
+
+    def is_reserved(self, user_id: str) -> bool:
+        """Names the demo login rule never applies to: configured users, admins, and `reserved`."""
+        return user_id in self.users or user_id in self.admins or user_id in self.reserved
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,16 @@ class EdgeSettings:
         _require(self.max_viewers >= 1, "edge.max_viewers", "must be at least 1")
 
 
+@dataclass(frozen=True)
+class RoomsSettings:
+    """Limits on rooms."""
+
+    max_per_user: int = 1000  # rooms one anchor may hold at once (64 KiB extends each: a bound on memory and disk)
+
+    def _check(self) -> None:
+        _require(self.max_per_user > 0, "rooms.max_per_user", "must be a positive number")
+
+
 _SECTIONS: dict[str, type] = {
     "live_stream": LiveStreamSettings,
     "live_mic": LiveMicSettings,
@@ -205,6 +224,7 @@ _SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "server": ServerSettings,
     "edge": EdgeSettings,
+    "rooms": RoomsSettings,
 }
 
 
@@ -220,6 +240,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    rooms: RoomsSettings = field(default_factory=RoomsSettings)
 
     @classmethod
     def build(
