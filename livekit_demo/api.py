@@ -9,6 +9,7 @@ contract's Status body here and only here; anything else is logged and answered 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from . import __version__
 from .app_server import AppServer
 from .auth import find_token
+from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, parse_push_event
 from .exceptions import (
     AppServerError,
     BadRequest,
@@ -40,7 +42,7 @@ from .exceptions import (
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
-from .operations import ANONYMOUS, OPERATIONS, CallContext, Operation, served_operations
+from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
 from .schemas import REQUESTS
 
 __all__ = ["create_app", "error_response"]
@@ -58,6 +60,7 @@ def _call_context(request: Request) -> CallContext:
         client=request.client.host if request.client else "",
         token=_token_of(request),
         base_url=str(request.base_url).rstrip("/"),
+        host=request.url.hostname or "",
     )
 
 
@@ -172,6 +175,60 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
     return endpoint
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
+    """The push callback's parameters: the query string, then a POSTed form or JSON object over it."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method != "POST" or not body.strip():
+        return params
+    content_type = request.headers.get("content-type")
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media == _FORM:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
+        from urllib.parse import parse_qsl
+
+        params.update(parse_qsl(text, keep_blank_values=True))
+        return params
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json or {_FORM}, not {media or 'empty'!r}")
+    value = _parse_json(body)
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object", details=[{"field": "body", "problem": "is not an object"}])
+    params.update(value)
+    return params
+
+
+async def _push_callback(request: Request) -> Response:
+    """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
+    server: AppServer = request.app.state.server
+    try:
+        body = await _read_body(request, server.settings.server.max_body)
+        params = _callback_params(request, body)
+        ls = server.settings.live_stream
+        check_signature(
+            request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
+            host=ls.callback_signing_host, key=ls.callback_signing_key, now=server.clock.timestamp(),
+        )  # fmt: skip
+        fields = dataclasses.asdict(parse_push_event(params))
+        call = _call_context(request)
+        if server.store.blocking:
+            result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
+        else:
+            result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
+        response: Response = JSONResponse(result)
+    except AppServerError as exc:
+        response = error_response(exc)
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.url.path)
+        response = error_response(InternalError("internal server error; the server log has the details"))
+    return response
+
+
 def error_response(exc: AppServerError) -> JSONResponse:
     """The contract's Status body with the same HTTP status."""
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
@@ -261,6 +318,7 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     _guard_access_log()
     routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
+    routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
         Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),
         Route("/", _root, methods=["GET"]),

@@ -168,6 +168,11 @@ REQUESTS: dict[str, Schema] = {
             Field("token", "string", required=True, max_length=4096, description="the hand-off token from the jump URL"),
         ),
     ),
+    "heartbeat": Schema(
+        "HeartbeatRequest",
+        (_ROOM_ID, _user("user_id", "the watching viewer; must be the token's user unless that user is an admin")),
+        description="Ours (SPEC 14): a viewer counts as online for 30 s after its last heartbeat.",
+    ),
     "updateMeetingInfo": Schema(
         "MeetingActionRequest",
         (
@@ -259,4 +264,6 @@ COMPONENTS: dict[str, JSONDict] = {
     "RtcAuthToken": _obj({"auth_token": _STR, "timestamp": _INT}),
     "LiveJumpUrl": _obj({"live_jump_url": _STR}),
     "VerifyAuthTokenResponse": _obj({"login_token": _STR}),
+    "HeartbeatResponse": _obj({"code": {"type": "integer", "enum": [200]}, "online_count": _INT}),
+    "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

@@ -564,3 +564,17 @@ def test_open_store_sql_without_its_extra_names_the_extra(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "livekit_demo.storage.sql", None)  # as if the SQL side were missing
     with pytest.raises(StorageError, match=rf'pip install "livekit_demo\[{extra}\]"'):
         open_store(Settings.build(env={}, storage={"type": kind, "url": url}))
+
+
+def test_get_by_meeting_matches_the_meeting_id_exactly(store: RoomStore) -> None:
+    store.insert(room(1, meeting_id="Mtg-1", mode=1))
+    store.insert(room(2, meeting_id="mtg-12", mode=1))
+    store.insert(room(3))  # mode 0: meeting_id ""
+    found = store.get_by_meeting("Mtg-1")
+    assert found is not None and found.id == room(1).id
+    assert store.get_by_meeting("mtg-1") is None  # not case-folded, even where the collation would
+    assert store.get_by_meeting("Mtg-1 ") is None
+    assert store.get_by_meeting("Mtg") is None
+    assert store.get_by_meeting("") is None  # every mode 0 room has "": it names none of them
+    found.title = "changed"
+    assert store.get_by_meeting("Mtg-1").title == "room 1"  # a copy, as get hands out

@@ -143,6 +143,15 @@ class IndexedStore:
             record = self._index.get(room_id)
             return _copy(record) if record is not None else None
 
+    def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
+        if not meeting_id:
+            return None
+        with self._lock:
+            self._check_open()
+            # A scan: only the CDN's callback for a co-streaming mix asks, a few times per live.
+            record = next((r for r in self._index if r.meeting_id == meeting_id), None)
+            return _copy(record) if record is not None else None
+
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
         with self._lock:
             self._check_open()

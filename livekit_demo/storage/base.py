@@ -2,7 +2,8 @@
 
 Engines hold `RoomRecord`s and nothing else: no users, no permissions, no URLs. What they promise:
 
-- `insert` adds a new room; `get` finds one; `delete` removes one and hands it back.
+- `insert` adds a new room; `get` finds one (`get_by_meeting` by its exact `meeting_id`); `delete`
+  removes one and hands it back.
 - `update(room_id, change)` is an atomic read-modify-write: `change` gets a copy of the current
   record and returns the new one (or the same object, meaning "no change": nothing is written).
   An exception raised by `change` aborts the update and propagates. Two concurrent updates of one
@@ -64,6 +65,9 @@ class RoomStore(Protocol):
 
     def get(self, room_id: RoomId) -> RoomRecord | None:
         """The room, or None."""
+
+    def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
+        """The room whose `meeting_id` is exactly `meeting_id` (never for ""), or None."""
 
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
         """Atomically apply `change`; the new record, or None when there is no such room."""

@@ -125,6 +125,16 @@ class SqlStore:
             row = conn.execute(sa.select(self._rooms).where(self._rooms.c.id == room_id)).mappings().first()
         return _from_row(row) if row is not None else None
 
+    def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
+        """The room whose `meeting_id` is exactly `meeting_id` (never for ""), or None."""
+        if not meeting_id:
+            return None
+        query = sa.select(self._rooms).where(self._rooms.c.meeting_id == meeting_id).order_by(self._rooms.c.id).limit(16)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        # MySQL's default collation compares case- and trailing-space-insensitively: keep the exact one.
+        return next((_from_row(row) for row in rows if row["meeting_id"] == meeting_id), None)
+
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
         """Atomically apply `change` under a row lock; the new record, or None when there is no such room."""
         with self._transaction(write=True) as conn:
