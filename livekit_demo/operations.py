@@ -103,7 +103,7 @@ def _rtc_auth_token(server: AppServer, actor: Identity, body: JSONDict, _: CallC
 
 def _live_jump_url(server: AppServer, actor: Identity, body: JSONDict, call: CallContext) -> Any:
     server.rooms.check_acting_as(actor, body["user_id"], "user_id")
-    server.rooms.check_anchor_of(actor, body["live_id"])
+    server.rooms.check_anchor_of(actor, body["live_id"], "hand it to the pusher app")
     return server.handoff.jump_url(call.base_url, body["user_id"], body["live_id"], body.get("user_name", ""), body.get("version", ""))
 
 

@@ -320,15 +320,15 @@ class RoomService:
     def set_muted(self, actor: Identity, chatroom_id: str, muted: bool) -> JSONDict:
         """Mute or unmute the whole chat (the anchor or an admin); ``{"code": 200, "mute": muted}``."""
         record = self._find_chat(chatroom_id)
-        self._require_anchor(actor, record)
+        self._require_anchor(actor, record, "mute or unmute its chat")
         if not self.store.set_muted(record.id, muted):
             raise RoomNotFound(chatroom_id)
         return {"code": 200, "mute": muted}
 
-    def check_anchor_of(self, actor: Identity, room_id: RoomId) -> RoomRecord:
-        """The room, when `actor` is its anchor or an admin: 404 / 403 otherwise."""
+    def check_anchor_of(self, actor: Identity, room_id: RoomId, doing: str = "change it") -> RoomRecord:
+        """The room, when `actor` is its anchor or an admin: 404 / 403 (saying what was refused) otherwise."""
         record = self._find(room_id)
-        self._require_anchor(actor, record)
+        self._require_anchor(actor, record, doing)
         return record
 
     def update(self, actor: Identity, room_id: RoomId, fields: JSONDict, *, host: str = "") -> RoomInfo:
@@ -471,9 +471,9 @@ class RoomService:
             raise Forbidden(f"{field} {named!r} is not you: your token is for {actor.user_id!r}")
 
     @staticmethod
-    def _require_anchor(actor: Identity, record: RoomRecord) -> None:
+    def _require_anchor(actor: Identity, record: RoomRecord, doing: str = "change it") -> None:
         if record.anchor_id != actor.user_id and not actor.is_admin:
-            raise Forbidden(f"only the room's anchor may change it; {actor.user_id!r} is not its anchor")
+            raise Forbidden(f"only the room's anchor may {doing}; {actor.user_id!r} is not its anchor")
 
     @staticmethod
     def _require_link_mode(record: RoomRecord) -> None:

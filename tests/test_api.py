@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import jwt
@@ -523,15 +523,15 @@ def _jump(api: Api, room_id: str, **extra: str) -> dict[str, str]:
 def test_a_live_jump_url_hands_the_room_to_the_pusher_app_once(api: Api) -> None:
     room = api.create()
     url = api.ok("getLiveJumpUrl", {"user_id": "ann", "live_id": room["id"], "user_name": "Ann Lee", "version": "1.2"})["live_jump_url"]
-    assert "user_name=Ann%20Lee" in url and "app_server=http%3A%2F%2Ftestserver&" in url and url.endswith("&version=1.2")
+    assert "user_name=Ann%20Lee" in url and f"app_server={quote(api.base_url, safe='')}&" in url and url.endswith("&version=1.2")
     query = _jump(api, room["id"], user_name="Ann Lee")
-    assert (query["app_server"], query["user_id"], query["live_id"], query["user_name"]) == ("http://testserver", "ann", room["id"], "Ann Lee")
+    assert (query["app_server"], query["user_id"], query["live_id"], query["user_name"]) == (api.base_url, "ann", room["id"], "Ann Lee")
     claims = jwt.decode(query["token"], options={"verify_signature": False})
     assert {"user_id", "live_id", "user_name", "app_server", "exp", "jti"} <= set(claims)
     assert claims["exp"] == api.clock.timestamp() + 3600 and len(claims["jti"]) >= 16
     # Not a login token.
     assert_error(api.call("get", {"id": room["id"], "user_id": "ann"}, None, headers={"Authorization": f"Bearer {query['token']}"}), 401, "hand-off")
-    trade = {"user_id": "ann", "live_id": room["id"], "app_server": "http://testserver", "token": query["token"]}
+    trade = {"user_id": "ann", "live_id": room["id"], "app_server": api.base_url, "token": query["token"]}
     # Refused verifies (no Authorization needed) do not use the token up.
     assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"user_id": "bob"}), 401, "user_id")
     assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"live_id": "other"}), 401, "live_id")
