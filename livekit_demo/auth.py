@@ -297,6 +297,9 @@ class Authenticator:
                 options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
         except jwt.MissingRequiredClaimError as exc:
+            if "live_id" in jwt.decode(token, options={"verify_signature": False}):
+                # SPEC 12: what getLiveJumpUrl hands out is traded through verifyAuthToken, never used as a login.
+                raise Unauthorized("this is a hand-off token, not a login token: trade it for one with verifyAuthToken") from None
             raise Unauthorized(f"token lacks the required {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("token signature does not match: it was signed with another secret or altered") from None

@@ -131,12 +131,12 @@ class AppServerClient:
         headers = {"Authorization": f"Bearer {self.jwt}"} if self.jwt else {}
         return self._http.post(path, json=body, headers=headers)
 
-    def _call(self, name: str, body: Mapping[str, Any], *, version: int | None = None) -> Any:
-        """POST one API call; log in again once on 401; raise `ApiError` on any status >= 400."""
+    def _call(self, name: str, body: Mapping[str, Any], *, version: int | None = None, relogin: bool = True) -> Any:
+        """POST one API call; log in again once on 401 (unless not `relogin`); raise `ApiError` on any status >= 400."""
         path = self._path(name, version)
         payload = {k: v for k, v in body.items() if v is not None}
         response = self._send(path, payload)
-        if response.status_code == 401:
+        if response.status_code == 401 and relogin:
             self.login()  # raises ApiError itself when the credentials no longer work
             response = self._send(path, payload)
         if response.status_code >= 400:
@@ -305,6 +305,52 @@ class AppServerClient:
     def update_meeting_info(self, room_id: str, members: Sequence[Mapping[str, Any]]) -> MeetingInfo:
         """Replace the members (the full list, in order; ``[]`` clears it)."""
         return MeetingInfo(self._call("updateMeetingInfo", {"id": room_id, "members": [dict(m) for m in members]}))
+
+    # -- the audience calls (SPEC 11; chatroom_id is a room's chat_id) ---------------------------
+
+    def get_statistics(self, chatroom_id: str) -> dict[str, Any]:
+        """``{"pv", "uv", "like_count", "online_count"}`` of a room (counts no visit)."""
+        return dict(self._call("getStatistics", {"chatroom_id": chatroom_id}))
+
+    def send_like_message(self, chatroom_id: str, like_count: int = 1, *, user_id: str | None = None) -> dict[str, Any]:
+        """Like a room `like_count` times (1 to 1000 a call): ``{"code": 200, "count": <the room's total>}``."""
+        body = {"chatroom_id": chatroom_id, "user_id": user_id or self.username, "like_count": like_count}
+        return dict(self._call("sendLikeMessage", body))
+
+    def mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Mute the room's chat for everyone but the anchor (the anchor or an admin): ``{"code": 200, "mute": true}``."""
+        return dict(self._call("muteChatroom", {"chatroom_id": chatroom_id}))
+
+    def cancel_mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Unmute the room's chat: ``{"code": 200, "mute": false}``."""
+        return dict(self._call("cancelMuteChatroom", {"chatroom_id": chatroom_id}))
+
+    def is_mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Whether the room's chat is muted: ``{"code": 200, "mute": <bool>}``."""
+        return dict(self._call("isMuteChatroom", {"chatroom_id": chatroom_id}))
+
+    # -- hand-offs (SPEC 12) ---------------------------------------------------------------------
+
+    def get_rtc_auth_token(self, room_id: str, *, user_id: str | None = None) -> dict[str, Any]:
+        """An RTC auth token for channel `room_id`: ``{"auth_token", "timestamp"}``."""
+        return dict(self._call("getRtcAuthToken", {"room_id": room_id, "user_id": user_id}))
+
+    def get_live_jump_url(
+        self, live_id: str, *, user_name: str | None = None, version: str | None = None, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """Hand the room to the PC pusher app: ``{"live_jump_url": "auipusher://page/live-room?..."}``."""
+        body = {"user_id": user_id or self.username, "live_id": live_id, "user_name": user_name, "version": version}
+        return dict(self._call("getLiveJumpUrl", body))
+
+    def verify_auth_token(
+        self, token: str, *, user_id: str, live_id: str, app_server: str, user_name: str | None = None
+    ) -> dict[str, Any]:
+        """What the PC pusher app does with a jump URL: trade its hand-off token (once) for ``{"login_token"}``.
+
+        Needs no login; a refusal (401) is raised as it is, never retried after a re-login.
+        """
+        body = {"user_id": user_id, "live_id": live_id, "app_server": app_server, "token": token, "user_name": user_name}
+        return dict(self._call("verifyAuthToken", body, relogin=False))
 
     # -- presence (ours) ------------------------------------------------------------------------
 
