@@ -22,12 +22,13 @@ through ``sendLikeMessage`` every `like_every` seconds (clients batch likes on a
 stays (exponential, mean half the run), whether it comes back once, how fast it taps. Then one
 thread makes the calls in the plan's order, so two runs with one seed send the same calls.
 
-**Time.** ``time_scale`` is real seconds per simulated second (1: real time, 0.1: ten times
-faster, 0: as fast as the server answers). Give a `FixedClock` as `clock` (the server's, in tests)
-and the audience moves that clock to each step's time instead of waiting: presence expiry is then
-exact and nothing sleeps. ``run()`` blocks; ``start()`` runs in a thread (a notebook keeps working)
-with ``stop()`` and ``wait()``. Every `sample_every` seconds the audience reads the room's counters
-(``getStatistics``; on a server without it, ``list``, which counts no visit) into `timeline`.
+**Time.** ``time_scale`` is real seconds per simulated second (1: real time, the default; 0.1: ten
+times faster; 0: as fast as the server answers). Give the server's `FixedClock` as `clock` and the
+audience sets it to each step's time, so the server's 30 s presence window is 30 simulated seconds
+however fast the run goes; with a clock, ``time_scale`` defaults to 0 (tests: nothing sleeps).
+``run()`` blocks; ``start()`` runs in a thread (a notebook keeps working) with ``stop()`` and
+``wait()``. Every `sample_every` seconds the audience reads the room's counters (``getStatistics``;
+on a server without it, ``list``, which counts no visit) into `timeline`.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Audience:
         viewers: int = 50,
         duration: float = 60.0,
         seed: int = 1,
-        time_scale: float = 1.0,
+        time_scale: float | None = None,
         clock: FixedClock | None = None,
         like_every: float = 2.0,
         heartbeat_every: float = 10.0,
@@ -185,6 +186,8 @@ class Audience:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
+        if time_scale is None:
+            time_scale = 0.0 if clock is not None else 1.0
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, not {time_scale!r}")
         self.room_id = room_id
@@ -294,12 +297,12 @@ class Audience:
                     log.exception("an on_end listener failed")
 
     def _wait_until(self, began: float, origin: datetime | None, t: float) -> None:
-        if self.clock is not None and origin is not None:
-            self.clock.set(origin + timedelta(seconds=t))  # from the origin: no drift from summed steps
-        elif self.time_scale > 0:
+        if self.time_scale > 0:
             delay = began + t * self.time_scale - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
+        if self.clock is not None and origin is not None:
+            self.clock.set(origin + timedelta(seconds=t))  # from the origin: no drift from summed steps
 
     # -- steps -----------------------------------------------------------------------------------
 
