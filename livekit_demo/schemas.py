@@ -217,4 +217,5 @@ COMPONENTS: dict[str, JSONDict] = {
     "MeetingInfo": _obj({"members": {"type": "array", "items": _ref("MeetingMember")}}),
     "RoomList": {"type": "array", "items": _ref("RoomInfo")},
     "HeartbeatResponse": _obj({"code": {"type": "integer", "enum": [200]}, "online_count": _INT}),
+    "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

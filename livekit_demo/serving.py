@@ -54,12 +54,16 @@ def local_addresses() -> list[str]:
 
 
 def base_urls(host: str, port: int) -> list[str]:
-    """The base URLs to enter in a client; one per address for a wildcard host."""
+    """The base URLs to enter in a client (no trailing slash); one per address for a wildcard host.
+
+    No trailing slash: the web, uni-app and iOS clients build ``base + "/api/..."``, so a pasted
+    ``.../`` would make every call ``//api/...``.
+    """
     if host in ("0.0.0.0", "::", ""):
         addresses = local_addresses() or ["127.0.0.1"]
-        return [f"http://{a}:{port}/" for a in addresses]
+        return [f"http://{a}:{port}" for a in addresses]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}/"]
+    return [f"http://{shown}:{port}"]
 
 
 def check_workers(settings: Settings) -> None:

@@ -35,12 +35,17 @@ __all__ = [
     "StorageSettings",
     "AuthSettings",
     "ServerSettings",
+    "EdgeSettings",
+    "PLACEHOLDER_DOMAINS",
     "parse_storage",
     "ENV_PREFIXES",
 ]
 
 ENV_PREFIXES = ("SPF_", "LIVEKIT_DEMO_")
 """Environment prefixes in the order applied: ours wins over the original's."""
+
+PLACEHOLDER_DOMAINS = ("push.example.com", "pull.example.com")
+"""The default push and pull domains: while both are these, a running local edge serves the URLs (SPEC 13)."""
 
 STORAGE_TYPES = ("tinydb", "memory", "none", "mysql", "postgresql", "sqlite", "sql")
 
@@ -56,6 +61,23 @@ class LiveStreamSettings:
     app_name: str = "live"
     scheme: str = "http"
     auth_expires: int = 604800
+    callback_host: str = ""  # the host the CDN signs its push callbacks with ("": push_url, as the reference)
+    callback_auth_key: str = field(default="", repr=False)  # "": the push auth key
+
+    @property
+    def placeholder_domains(self) -> bool:
+        """Whether push and pull are still the example domains (no CDN configured)."""
+        return (self.push_url, self.pull_url) == PLACEHOLDER_DOMAINS
+
+    @property
+    def callback_signing_host(self) -> str:
+        """The host in `ALI-LIVE-SIGNATURE`: `callback_host`, else `push_url` as configured."""
+        return self.callback_host or self.push_url
+
+    @property
+    def callback_signing_key(self) -> str:
+        """The key in `ALI-LIVE-SIGNATURE`: `callback_auth_key`, else the push auth key."""
+        return self.callback_auth_key or self.push_auth_key
 
     def _check(self) -> None:
         _require(self.scheme in ("http", "https"), "live_stream.scheme", "must be 'http' or 'https'")
@@ -157,6 +179,21 @@ class ServerSettings:
         _require(self.log_level in levels, "server.log_level", f"must be one of {', '.join(levels)}")
 
 
+@dataclass(frozen=True)
+class EdgeSettings:
+    """The local media edge (SPEC 13): off by default; RTMP port and limits when on."""
+
+    enabled: bool = False
+    rtmp_port: int = 1935
+    max_streams: int = 16
+    max_viewers: int = 200
+
+    def _check(self) -> None:
+        _require(0 <= self.rtmp_port <= 65535, "edge.rtmp_port", "must be between 0 and 65535 (0: any free port)")
+        _require(self.max_streams >= 1, "edge.max_streams", "must be at least 1")
+        _require(self.max_viewers >= 1, "edge.max_viewers", "must be at least 1")
+
+
 _SECTIONS: dict[str, type] = {
     "live_stream": LiveStreamSettings,
     "live_mic": LiveMicSettings,
@@ -165,6 +202,7 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "auth": AuthSettings,
     "server": ServerSettings,
+    "edge": EdgeSettings,
 }
 
 
@@ -179,6 +217,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     @classmethod
     def build(

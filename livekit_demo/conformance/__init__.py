@@ -32,7 +32,7 @@ import httpx
 
 from ..exceptions import LivekitDemoError
 from ..settings import Settings, load_config_file
-from . import _checks, _rooms  # noqa: F401  (they register the checks)
+from . import _callbacks, _checks, _rooms  # noqa: F401  (they register the checks)
 from ._base import (
     REGISTRY,
     Check,
@@ -214,6 +214,7 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
             app_name=s.live_stream.app_name, auth_expires=s.live_stream.auth_expires,
             rtc_app_id=s.live_mic.app_id, rtc_app_key=s.live_mic.app_key,
             im_app_id=s.live_im.app_id, im_app_key=s.live_im.app_key, max_body=s.server.max_body,
+            callback_host=s.live_stream.callback_signing_host, callback_auth_key=s.live_stream.callback_signing_key,
         )  # fmt: skip
     data = load_config_file(keys) if isinstance(keys, (str, os.PathLike)) else dict(keys)
     settings = Settings.build(env={}, **data)  # one clear error naming any bad key
@@ -227,6 +228,9 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
         app_name=settings.live_stream.app_name, auth_expires=settings.live_stream.auth_expires,
         rtc_app_id=given("live_mic", "app_id"), rtc_app_key=given("live_mic", "app_key"),
         im_app_id=given("live_im", "app_id"), im_app_key=given("live_im", "app_key"), max_body=settings.server.max_body,
+        # The callback signs with callback_host / callback_auth_key, defaulting to push_url / push_auth_key.
+        callback_host=given("live_stream", "callback_host") or given("live_stream", "push_url"),
+        callback_auth_key=given("live_stream", "callback_auth_key") or given("live_stream", "push_auth_key"),
     )  # fmt: skip
 
 
