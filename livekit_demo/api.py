@@ -43,6 +43,7 @@ from .exceptions import (
 )
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
+from .runner import threads_available
 from .schemas import REQUESTS
 
 __all__ = ["create_app", "error_response"]
@@ -99,7 +100,7 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
@@ -117,6 +118,12 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
+    # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lone_surrogate_at(value: Any) -> str | None:
@@ -140,7 +147,7 @@ def _lone_surrogate_at(value: Any) -> str | None:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _endpoint(op: Operation) -> Callable[[Request], Any]:
+def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
     schema = REQUESTS[op.schema] if op.schema else None
 
     async def endpoint(request: Request) -> Response:
@@ -157,7 +164,7 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
                 actor = server.auth.verify(token)
             fields = schema.validate(_parse_json(body)) if schema is not None else {}
             call = _call_context(request)
-            if op.blocking or server.store.blocking:
+            if (op.blocking or server.store.blocking) and not inline:
                 # A database call or password hashing would stall every other request: off the loop.
                 result = await run_in_threadpool(op.handler, server, actor, fields, call)
             else:
@@ -305,8 +312,12 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, inline: bool | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
+
+    `inline` true runs every handler on the caller's stack, also the blocking ones (SQL, password
+    hashing) that otherwise go to the thread pool: for in-process serving, where no loop is there to
+    stall. None means inline exactly where threads are unavailable (Pyodide).
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -315,12 +326,14 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     """
     if server is None:
         server = AppServer.from_settings(**settings)
+    if inline is None:
+        inline = not threads_available()
     _guard_access_log()
-    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
+    routes = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
-        Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),
+        Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),
         Route("/", _root, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),

@@ -99,7 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429), blocking=True),
     Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
     Operation("token", "Get an IM token", "token", _token_v1, "TokenResponse", statuses=(400, 401, 403)),
-    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b, host=c.host), "RoomInfo", statuses=(400, 401, 403)),
+    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b, host=c.host), "RoomInfo", statuses=(400, 401, 403, 409)),
     Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, c: s.rooms.get(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, c: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status"), host=c.host), "RoomList", statuses=(400, 401, 403)),
     Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, c: s.rooms.update(a, b["id"], b, host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),

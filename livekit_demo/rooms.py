@@ -21,7 +21,7 @@ from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomNotFound
+from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .presence import Presence
 from .storage.base import RoomStore
@@ -196,8 +196,9 @@ class _Metrics:
 class RoomService:
     """Every room call of the contract, for an acting identity."""
 
-    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock) -> None:
+    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock, *, max_per_user: int = 1000) -> None:
         self.store = store
+        self.max_per_user = max_per_user
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
@@ -233,6 +234,10 @@ class RoomService:
         if mode == Mode.LINK and (problem := rtc_id_problem(anchor)):
             raise BadRequest.for_fields([{"field": "anchor", "problem": f"a co-streaming room's anchor {problem}"}])
         self.check_acting_as(actor, anchor, "anchor")
+        # A soft bound (two creates at once may both pass at the limit): it keeps one user from
+        # filling memory or disk with rooms, it is not an exact quota.
+        if self.store.count(anchor=anchor) >= self.max_per_user:
+            raise RoomLimitReached(anchor, self.max_per_user)
         now = to_second(self.clock.now())
         room_id = new_room_id(self.clock)
         record = RoomRecord(

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.clock import FixedClock
+from livekit_demo.inprocess import InProcessTransport
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import Settings
 from livekit_demo.signing import explain_url
@@ -29,13 +31,22 @@ ADMIN_HASH = hash_password("s3cret-admin")
 
 
 class Api:
-    """A test client with a fixed clock, logged-in helpers and a view of what is stored."""
+    """A test client with a fixed clock, logged-in helpers and a view of what is stored.
 
-    def __init__(self, **settings: object) -> None:
+    `way` is how requests reach the app: "http" is Starlette's TestClient (the ASGI app behind an
+    event loop, as under uvicorn), "inprocess" the synchronous in-process transport a browser tab uses.
+    """
+
+    def __init__(self, way: str = "http", **settings: object) -> None:
         self.clock = FixedClock("2026-11-28T10:15:00Z")
         base = {"storage": "memory", "auth": {"users": {"boss": ADMIN_HASH}, "admins": ["boss"]}}
         self.server = AppServer(Settings.build(env={}, **(base | settings)), clock=self.clock)
-        self.http = TestClient(create_app(self.server))
+        self.base_url = "http://testserver" if way == "http" else "inprocess://testserver"
+        self.http: httpx.Client
+        if way == "http":
+            self.http = TestClient(create_app(self.server))
+        else:
+            self.http = httpx.Client(base_url=self.base_url, transport=InProcessTransport(create_app(self.server, inline=True)))
         self.tokens: dict[str, str] = {}
 
     def token(self, user: str, password: str | None = None) -> str:
@@ -64,10 +75,17 @@ class Api:
         return [r.to_row() for r in self.server.store.list(offset=0, limit=10**6)]
 
 
-@pytest.fixture(params=STORE_PARAMS)
+# Every engine over HTTP, and the in-process transport (a browser tab's way in) on the engines a tab has.
+WAYS_AND_ENGINES = [pytest.param(("http", p.values[0]), marks=p.marks, id=str(p.values[0])) for p in STORE_PARAMS] + [
+    pytest.param(("inprocess", engine), id=f"inprocess-{engine}") for engine in ("memory", "tinydb")
+]
+
+
+@pytest.fixture(params=WAYS_AND_ENGINES)
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    """The contract on every storage engine (tests that need special settings make their own `Api`)."""
-    made = Api(storage=storage_setting(request.param, tmp_path))
+    """The contract on every storage engine and way in (tests that need special settings make their own `Api`)."""
+    way, engine = request.param
+    made = Api(way, storage=storage_setting(engine, tmp_path))
     try:
         yield made
     finally:
@@ -523,21 +541,21 @@ def test_cors_allows_any_origin_with_the_clients_headers(api: Api) -> None:
 
 def test_root_tells_the_base_url_without_a_trailing_slash(api: Api) -> None:
     r = api.http.get("/")
-    assert r.status_code == 200 and r.text.endswith("Enter this base URL in a client: http://testserver\n")
+    assert r.status_code == 200 and r.text.endswith(f"Enter this base URL in a client: {api.base_url}\n")
 
 
 def test_repeated_slashes_in_a_path_are_answered_as_single(api: Api) -> None:
     # A base URL pasted with its trailing slash: the iOS, web and uni-app clients send //api/...
     # (a full URL here: "//api/..." alone would read as a protocol-relative URL naming host "api")
-    login = api.http.post("http://testserver//api/v1/live/login", json={"username": "ann", "password": "ann"})
+    login = api.http.post(f"{api.base_url}//api/v1/live/login", json={"username": "ann", "password": "ann"})
     assert login.status_code == 200 and login.json()["code"] == 200
     room = api.create()
     headers = {"Authorization": f"Bearer {api.token('ann')}"}
-    got = api.http.post("http://testserver//api//v1///live/get", json={"id": room["id"], "user_id": "ann"}, headers=headers)
+    got = api.http.post(f"{api.base_url}//api//v1///live/get", json={"id": room["id"], "user_id": "ann"}, headers=headers)
     assert got.status_code == 200 and got.json()["id"] == room["id"]
-    assert api.http.get("http://testserver//openapi.json").status_code == 200
-    assert_error(api.http.post("http://testserver//api/v1/live/nothing", json={}), 404, "/api/v1/live/nothing")
-    assert_error(api.http.get("http://testserver//api/v1/live/create"), 405, "/api/v1/live/create")
+    assert api.http.get(f"{api.base_url}//openapi.json").status_code == 200
+    assert_error(api.http.post(f"{api.base_url}//api/v1/live/nothing", json={}), 404, "/api/v1/live/nothing")
+    assert_error(api.http.get(f"{api.base_url}//api/v1/live/create"), 405, "/api/v1/live/create")
 
 
 def test_openapi_describes_every_served_path_and_status(api: Api) -> None:

@@ -539,8 +539,20 @@ def test_open_store_memory(kind: str) -> None:
     store.close()
 
 
-def test_open_store_tinydb_makes_folders_and_honours_secret_file(tmp_path: Path) -> None:
+def test_open_store_tinydb_refuses_a_missing_folder_and_creates_nothing(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "rooms.json"
+    with pytest.raises(StorageError, match=r"the folder .*/a/b does not exist \(create it first"):
+        open_store(Settings.build(env={}, storage=str(target)))
+    assert list(tmp_path.iterdir()) == []  # no folder, no journal, no secret
+
+
+def test_open_store_tinydb_in_an_unusable_folder_says_so_in_one_line() -> None:
+    with pytest.raises(StorageError, match=r"^cannot keep rooms in /proc/x/rooms.json: the folder /proc/x does not exist"):
+        open_store(Settings.build(env={}, storage="/proc/x/rooms.json"))
+
+
+def test_open_store_tinydb_honours_secret_file(tmp_path: Path) -> None:
+    target = tmp_path / "rooms.json"
     secret_file = tmp_path / "keys" / "jwt.secret"
     store = open_store(Settings.build(env={}, storage=str(target), auth={"secret_file": str(secret_file)}))
     try:

@@ -17,9 +17,10 @@ from livekit_demo.widgets import ALLOWED_FROM, AudienceControl, ControlPanel, Se
 from livekit_demo.widgets.panel import TAB_TITLES
 
 
-@pytest.fixture
-def server() -> Iterator[ServerHandle]:
-    handle = start_server(storage="memory", env={}, keep=True)
+@pytest.fixture(params=["thread", "inprocess"])
+def server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    """A server in a thread (a notebook's) and an in-process one (a browser tab's): the forms work with both."""
+    handle = start_server(storage="memory", env={}, keep=True, inprocess=request.param == "inprocess")
     yield handle
     handle.stop()
 

@@ -51,6 +51,7 @@ class RoomIndex:
         self._records: dict[RoomId, RoomRecord] = {}
         # Ascending keys; "newest first" reads them from the end.
         self._keys: dict[int | None, list[_ListKey]] = {None: []}
+        self._per_anchor: dict[str, int] = {}  # rooms per anchor_id, for the per-user cap
 
     def __len__(self) -> int:
         return len(self._records)
@@ -67,11 +68,14 @@ class RoomIndex:
         key, status = _list_key(record), int(record.status)
         if old is not None:
             old_key, old_status = _list_key(old), int(old.status)
+            self._uncount(old.anchor_id)
             if old_key == key and old_status == status:
                 self._records[record.id] = record
+                self._per_anchor[record.anchor_id] = self._per_anchor.get(record.anchor_id, 0) + 1
                 return
             self._unkey(old_key, old_status)
         self._records[record.id] = record
+        self._per_anchor[record.anchor_id] = self._per_anchor.get(record.anchor_id, 0) + 1
         insort(self._keys[None], key)
         insort(self._keys.setdefault(status, []), key)
 
@@ -79,6 +83,7 @@ class RoomIndex:
         record = self._records.pop(room_id, None)
         if record is not None:
             self._unkey(_list_key(record), int(record.status))
+            self._uncount(record.anchor_id)
         return record
 
     def page(self, status: int | None, offset: int, limit: int) -> list[RoomRecord]:
@@ -92,6 +97,16 @@ class RoomIndex:
 
     def count(self, status: int | None) -> int:
         return len(self._keys.get(status, ()))
+
+    def count_of(self, anchor: str) -> int:
+        return self._per_anchor.get(anchor, 0)
+
+    def _uncount(self, anchor: str) -> None:
+        left = self._per_anchor[anchor] - 1
+        if left:
+            self._per_anchor[anchor] = left
+        else:
+            del self._per_anchor[anchor]
 
     def _unkey(self, key: _ListKey, status: int) -> None:
         for keys in (self._keys[None], self._keys[status]):
@@ -187,9 +202,13 @@ class IndexedStore:
             self._check_open()
             return [_copy(r) for r in self._index.page(_status_key(status), offset, limit)]
 
-    def count(self, *, status: int | None = None) -> int:
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
         with self._lock:
             self._check_open()
+            if anchor is not None:
+                if status is None:
+                    return self._index.count_of(anchor)
+                return sum(1 for r in self._index if r.anchor_id == anchor and int(r.status) == int(status))
             return self._index.count(_status_key(status))
 
     def add_likes(self, room_id: RoomId, count: int) -> int | None:

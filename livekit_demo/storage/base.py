@@ -9,7 +9,7 @@ Engines hold `RoomRecord`s and nothing else: no users, no permissions, no URLs. 
   An exception raised by `change` aborts the update and propagates. Two concurrent updates of one
   room never lose each other's changes: this is what makes the lifecycle safe under concurrency.
 - `list` answers newest first (`created_at` descending, then `id` descending), filtered by status,
-  paged by offset and limit; `count` tells how many match.
+  paged by offset and limit; `count` tells how many match (by status, or by anchor).
 - Beside the rooms, never inside a room record: each room's like total and chat-mute flag (SPEC 11).
   `add_likes` adds to the total atomically (several processes on one database lose no like);
   `set_muted` sets the flag; `stats(ids)` reads both for many rooms in one go; `delete` forgets them.
@@ -78,8 +78,8 @@ class RoomStore(Protocol):
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
         """Rooms newest first (created_at desc, id desc), only `status` when given."""
 
-    def count(self, *, status: int | None = None) -> int:
-        """How many rooms (with `status`, when given)."""
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
+        """How many rooms (with `status`, and of `anchor_id` `anchor`, when given; ids compared exactly)."""
 
     def add_likes(self, room_id: RoomId, count: int) -> int | None:
         """Add `count` likes to the room's total atomically; the new total, or None when there is no such room."""

@@ -122,7 +122,7 @@ class SqlStore:
     def get(self, room_id: RoomId) -> RoomRecord | None:
         """The room, or None."""
         with self._transaction(write=False) as conn:
-            row = conn.execute(sa.select(self._rooms).where(self._rooms.c.id == room_id)).mappings().first()
+            row = conn.execute(sa.select(self._rooms).where(self._exactly(self._rooms.c.id, room_id))).mappings().first()
         return _from_row(row) if row is not None else None
 
     def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
@@ -148,7 +148,7 @@ class SqlStore:
             if new.id != room_id:
                 raise ValueError(f"a change may not alter the room id ({room_id!r} -> {new.id!r})")
             values = _to_values(new)
-            conn.execute(sa.update(self._rooms).where(self._rooms.c.id == room_id).values(**values))
+            conn.execute(sa.update(self._rooms).where(self._exactly(self._rooms.c.id, room_id)).values(**values))
         # Answer what is now stored (times cut to whole seconds), so it equals a later `get`.
         return RoomRecord.from_row(values)
 
@@ -157,7 +157,7 @@ class SqlStore:
         with self._transaction(write=True) as conn:
             current = self._locked_row(conn, room_id)
             if current is not None:
-                conn.execute(sa.delete(self._rooms).where(self._rooms.c.id == room_id))
+                conn.execute(sa.delete(self._rooms).where(self._exactly(self._rooms.c.id, room_id)))
                 conn.execute(sa.delete(self._stats).where(self._stats.c.room_id == room_id))
         return current
 
@@ -184,9 +184,12 @@ class SqlStore:
             rows = conn.execute(query).mappings().all()
         return [_from_row(row) for row in rows]
 
-    def count(self, *, status: int | None = None) -> int:
-        """How many rooms (with `status`, when given)."""
-        query = sa.select(sa.func.count()).select_from(self._rooms).where(*self._status_filter(status))
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
+        """How many rooms (with `status`, and of `anchor_id` `anchor`, when given)."""
+        where = self._status_filter(status)
+        if anchor is not None:
+            where += (self._exactly(self._rooms.c.anchor_id, anchor),)
+        query = sa.select(sa.func.count()).select_from(self._rooms).where(*where)
         with self._transaction(write=False) as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -278,17 +281,29 @@ class SqlStore:
 
     def _locked_row(self, conn: Connection, room_id: RoomId) -> RoomRecord | None:
         """The room's row, locked until the transaction ends (FOR UPDATE; SQLite holds its write lock)."""
-        query = sa.select(self._rooms).where(self._rooms.c.id == room_id).with_for_update()
+        query = sa.select(self._rooms).where(self._exactly(self._rooms.c.id, room_id)).with_for_update()
         row = conn.execute(query).mappings().first()
         return _from_row(row) if row is not None else None
 
     def _lock_room(self, conn: Connection, room_id: RoomId) -> bool:
         """Lock the room's row until the transaction ends; False when there is no such room."""
-        query = sa.select(self._rooms.c.id).where(self._rooms.c.id == room_id).with_for_update()
+        query = sa.select(self._rooms.c.id).where(self._exactly(self._rooms.c.id, room_id)).with_for_update()
         return conn.execute(query).first() is not None
 
     def _has_stats(self, conn: Connection, room_id: RoomId) -> bool:
         return conn.execute(sa.select(self._stats.c.room_id).where(self._stats.c.room_id == room_id)).first() is not None
+
+    def _exactly(self, column: Any, value: str) -> Any:
+        """`column = value`, compared byte for byte on every engine.
+
+        MySQL/MariaDB compare text by the column's collation: usually case-insensitive and blind to
+        trailing spaces, so `ABC` would find room `abc` (and an update would then hit the wrong id).
+        The plain comparison still picks the index; the binary one makes it exact.
+        """
+        if self.kind != "mysql":
+            return column == value
+        binary = sa_mysql.BINARY()
+        return sa.and_(column == value, sa.cast(column, binary) == sa.cast(sa.literal(value, sa.String()), binary))
 
     def _status_filter(self, status: int | None) -> tuple[Any, ...]:
         if status is None:
@@ -319,6 +334,8 @@ class SqlStore:
                     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             for table in (self._meta, self._stats, self._used):
                 conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            if self.kind == "mysql":
+                _check_mysql_charsets(conn)
 
 
 def database_url(text: str) -> URL:
@@ -396,7 +413,31 @@ def _mysql_room_ddl() -> str:
     head = f"CREATE TABLE `{ROOM_TABLE}`"
     if not statement.startswith(head):  # pragma: no cover - guards an edit of the shipped file
         raise StorageError(f"room_infos.sql must start with {head!r}")
-    return f"CREATE TABLE IF NOT EXISTS `{ROOM_TABLE}`" + statement[len(head) :]
+    # The contract's columns as written; the table's character set is ours to name. Without it a
+    # latin1 database makes a latin1 table, and Chinese, emoji or Arabic titles then fail to store.
+    return f"CREATE TABLE IF NOT EXISTS `{ROOM_TABLE}`" + statement[len(head) :] + " DEFAULT CHARSET=utf8mb4"
+
+
+def _check_mysql_charsets(conn: Connection) -> None:
+    """Refuse (at start) a connection or table that cannot hold all of Unicode, rather than 500 on the first emoji."""
+    connection = conn.exec_driver_sql("SELECT @@character_set_connection").scalar_one()
+    if connection != "utf8mb4":
+        raise StorageError(
+            f"the MySQL connection uses character set {connection}, which cannot hold every character a room may have; "
+            "use charset=utf8mb4 in the database address"
+        )
+    query = sa.text(
+        "SELECT table_name, column_name, character_set_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND table_name IN (:rooms, :meta) AND character_set_name IS NOT NULL "
+        "AND character_set_name <> 'utf8mb4' ORDER BY table_name, ordinal_position"
+    )
+    bad = conn.execute(query, {"rooms": ROOM_TABLE, "meta": META_TABLE}).first()
+    if bad is not None:
+        table, column, charset = bad
+        raise StorageError(
+            f"the table {table} stores text as {charset} (column {column}), which cannot hold Chinese, emoji and most "
+            f"scripts; convert it first: ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4"
+        )
 
 
 def _is_sqlite_memory(url: URL) -> bool:
@@ -430,17 +471,20 @@ def _tables(kind: str) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
         META_TABLE, metadata,
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False),
+        mysql_charset="utf8mb4",
     )  # fmt: skip
     stats = sa.Table(
         STATS_TABLE, metadata,
         sa.Column("room_id", sa.String(256), primary_key=True),  # room_infos.id's type
         sa.Column("like_count", sa.BigInteger(), nullable=False, default=0),
         sa.Column("muted", sa.Boolean(create_constraint=False), nullable=False, default=False),
+        mysql_charset="utf8mb4",
     )  # fmt: skip
     used = sa.Table(
         USED_TOKENS_TABLE, metadata,
         sa.Column("token_id", sa.String(64), primary_key=True),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        mysql_charset="utf8mb4",
     )  # fmt: skip
     return rooms, meta, stats, used
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -121,7 +122,7 @@ class TinyDBStore(IndexedStore):
                 raise StorageError(f"{self.path} is already open in this process ({_OPEN[self.path]!r}); close that store first")
             _OPEN[self.path] = self
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _check_folder(self.path)
             self._journal = Journal(self.path.with_name(self.path.name + ".journal"), owner=self.path)
         except BaseException:
             self._release()
@@ -250,3 +251,12 @@ class TinyDBStore(IndexedStore):
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"rooms={len(self._index)}"
         return f"TinyDBStore({str(self.path)!r}, {state})"
+
+
+def _check_folder(path: Path) -> None:
+    """Refuse a file whose folder is missing or not writable: a typo in a path must not create folders."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StorageError(f"cannot keep rooms in {path}: the folder {folder} does not exist (create it first, or use storage='memory')")
+    if not os.access(folder, os.W_OK):
+        raise StorageError(f"cannot keep rooms in {path}: the folder {folder} is not writable (choose another path, or use storage='memory')")
