@@ -45,8 +45,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from .client import ApiError, AppServerClient
+from .client import ApiError, AppServerClient, transport_for_url
 from .clock import FixedClock
+from .runner import threads_available
 
 __all__ = ["Audience", "Sample", "Step", "plan", "simulate", "viewer_name"]
 
@@ -201,14 +202,16 @@ class Audience:
         self.heartbeat_available: bool | None = None  # None: not tried yet
         self.likes_available: bool | None = None
         self.error: BaseException | None = None  # what ended a run early (the server went away)
+        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
         # One connection pool for the whole crowd: a transport of its own per viewer would cost each
-        # a TLS context (tens of ms) and a connection; closed at the end unless it was given.
-        self._transport = transport if transport is not None else httpx.HTTPTransport()
-        self._own_transport = transport is None
+        # a TLS context (tens of ms) and a connection; closed at the end unless it was given. An
+        # in-process server (inprocess://, a browser tab) comes with its own transport.
+        given = transport if transport is not None else transport_for_url(self.url)
+        self._transport = given if given is not None else httpx.HTTPTransport()
+        self._own_transport = given is None
         self._timeout = timeout
         self._observer: AppServerClient | None = target if isinstance(target, AppServerClient) else None
         self._own_observer = self._observer is None
-        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
         self._crowd = [_Viewer(viewer_name(seed, n)) for n in range(viewers)]
         self._read_counters: Callable[[], dict[str, Any]] | None = None
         self._sent_likes = 0
@@ -231,6 +234,8 @@ class Audience:
 
     def start(self) -> Audience:
         """Run in a background thread; `stop()` ends it early, `wait()` waits for it."""
+        if not threads_available():
+            raise RuntimeError("no threads here (Python in a browser tab): run the audience with run(), which blocks")
         self._claim()
         self._thread = threading.Thread(target=self._run, name=f"livekit_demo-audience-{self.seed}", daemon=True)
         self._thread.start()

@@ -343,3 +343,25 @@ def test_render_timeline_draws_an_empty_and_a_full_run() -> None:
     empty = render_timeline([])
     full = render_timeline([Sample(float(t), t, t, 10 * t, None, 1, 10 * t) for t in range(10)], title="x")
     assert empty.startswith(b"\x89PNG") and full.startswith(b"\x89PNG") and full != empty
+
+
+def test_audience_control_without_threads_runs_in_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo.widgets import audience as module
+
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    server = start_server(storage="memory", env={}, keep=True, clock=clock, inprocess=True)
+    monkeypatch.setattr(module, "threads_available", lambda: False)
+    try:
+        with connect(server, "ann") as client:
+            session = Session(server=server)
+            control = AudienceControl(session, clock=clock)
+            session.client = client
+            session.select(client.start(client.create("In a tab")["id"]))
+            control.viewers.value, control.duration.value = 5, 20  # time scale stays 1: ignored without threads
+            control.start_button.click()
+            assert control.audience is not None and not control.audience.running
+            assert control.status_text.startswith("✓ audience: audience of 5 (seed 1) done at 20/20 s")
+            assert control.audience.timeline[-1].uv == 5
+            control.close()
+    finally:
+        server.stop()
