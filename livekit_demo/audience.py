@@ -5,9 +5,9 @@
     >>> server = livekit_demo.start_server(storage="memory")                  # doctest: +SKIP
     >>> ann = livekit_demo.connect(server, username="ann")                   # doctest: +SKIP
     >>> room = ann.start(ann.create("Morning show")["id"])                   # doctest: +SKIP
-    >>> crowd = simulate(server, room["id"], viewers=50, duration=60, time_scale=0.1)   # doctest: +SKIP
-    >>> crowd.timeline[-1]                                                   # doctest: +SKIP
-    Sample(t=60.0, pv=63, uv=50, likes=2210, online=31, present=24, sent_likes=2210)
+    >>> crowd = simulate(server, room["id"], viewers=50, duration=60, seed=1)   # doctest: +SKIP
+    >>> crowd.timeline[-1]                       # a minute later                # doctest: +SKIP
+    Sample(t=60.0, pv=60, uv=50, likes=1733, online=34, present=17, sent_likes=1733)
 
 Everything goes through HTTP with `AppServerClient`, like a phone would, so it drives any AppServer.
 Each viewer logs in as itself (the demo rule: password = username; names derive from the seed),
