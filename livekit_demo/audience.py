@@ -247,6 +247,8 @@ class Audience:
 
     def wait(self, timeout: float | None = None) -> Audience:
         """Wait for a background run to end; raise what ended it early. Raises TimeoutError after `timeout` s."""
+        if not self._started:
+            raise RuntimeError("this audience has not been started: call start() or run()")
         if not self._done.wait(timeout):
             raise TimeoutError(f"the audience is still running after {timeout} s")
         if self._thread is not None:
@@ -257,6 +259,7 @@ class Audience:
 
     @property
     def running(self) -> bool:
+        """Started and not ended yet."""
         return self._started and not self._done.is_set()
 
     def on_sample(self, listener: Callable[[Sample], object]) -> None:

@@ -235,6 +235,8 @@ def test_a_background_run_stops_when_told(room: Room) -> None:
     samples: list[Sample] = []
     audience.on_sample(samples.append)
     audience.on_sample(lambda sample: 1 / 0)  # a broken listener is logged, not fatal
+    with pytest.raises(RuntimeError, match="not been started"):
+        audience.wait()
     audience.start()
     assert audience.running
     audience.stop()
