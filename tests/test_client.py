@@ -261,3 +261,14 @@ def test_calls_work_inside_a_running_event_loop(server: ServerHandle) -> None:
 def test_package_exports_connect_and_errors() -> None:
     assert livekit_demo.connect is connect and livekit_demo.ApiError is ApiError
     assert livekit_demo.AppServerClient is AppServerClient
+
+
+def test_heartbeat_counts_the_caller_online_and_names_it(ann: AppServerClient, bob: AppServerClient) -> None:
+    room = ann.create("Presence")["id"]
+    assert bob.heartbeat(room) == {"code": 200, "online_count": 1}
+    assert ann.heartbeat(room)["online_count"] == 2
+    with pytest.raises(ApiError) as refused:
+        bob.heartbeat(room, user_id="ann")
+    assert refused.value.status == 403
+    sent = ann.raw("/api/v2/live/heartbeat", {"id": room, "user_id": "ann"})
+    assert sent.json() == {"code": 200, "online_count": 2}

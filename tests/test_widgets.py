@@ -370,7 +370,7 @@ def test_audience_control_on_a_moved_clock_and_stopped_early() -> None:
         control.start_button.click()
         assert control.status_text == "✗ audience: select a room first (Rooms tab)"
         session.select(client.start(client.create("Moved")["id"]))
-        control.viewers.value, control.duration.value, control.seed.value = 12, 90, 5
+        control.viewers.value, control.duration.value, control.seed.value, control.time_scale.value = 12, 90, 5, 0
         control.start_button.click()
         audience = control.audience
         assert audience is not None
@@ -380,7 +380,6 @@ def test_audience_control_on_a_moved_clock_and_stopped_early() -> None:
         assert control.chart.audience is audience and control.chart.draws >= 2
         # a second run, stopped straight away
         control.duration.value, control.time_scale.value = 3600, 1.0
-        del control._options["clock"]
         control.start_button.click()
         control.start_button.click()  # disabled while running: ignored, as a browser would
         control.stop_button.click()
@@ -397,3 +396,25 @@ def test_render_timeline_draws_an_empty_and_a_full_run() -> None:
     empty = render_timeline([])
     full = render_timeline([Sample(float(t), t, t, 10 * t, None, 1, 10 * t) for t in range(10)], title="x")
     assert empty.startswith(b"\x89PNG") and full.startswith(b"\x89PNG") and full != empty
+
+
+def test_audience_control_without_threads_runs_in_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo.widgets import audience as module
+
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    server = start_server(storage="memory", env={}, keep=True, clock=clock, inprocess=True)
+    monkeypatch.setattr(module, "threads_available", lambda: False)
+    try:
+        with connect(server, "ann") as client:
+            session = Session(server=server)
+            control = AudienceControl(session, clock=clock)
+            session.client = client
+            session.select(client.start(client.create("In a tab")["id"]))
+            control.viewers.value, control.duration.value = 5, 20  # time scale stays 1: ignored without threads
+            control.start_button.click()
+            assert control.audience is not None and not control.audience.running
+            assert control.status_text.startswith("✓ audience: audience of 5 (seed 1) done at 20/20 s")
+            assert control.audience.timeline[-1].uv == 5
+            control.close()
+    finally:
+        server.stop()
