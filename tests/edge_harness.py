@@ -7,6 +7,7 @@ for ffmpeg (skipped with a reason when missing, a failure under LIVEKIT_DEMO_REQ
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from livekit_demo.clock import Clock, FixedClock
 from livekit_demo.edge import MediaEdge
 from livekit_demo.signing import sign_url
 
-__all__ = ["PUSH_KEY", "PULL_KEY", "EdgeHarness", "require_media", "probe_video_packets", "wait_until"]
+__all__ = ["CallbackReceiver", "PUSH_KEY", "PULL_KEY", "EdgeHarness", "require_media", "probe_video_packets", "wait_until"]
 
 PUSH_KEY = "push-secret"
 PULL_KEY = "pull-secret"
@@ -117,3 +118,23 @@ class EdgeHarness:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+class CallbackReceiver:
+    """A tiny ASGI app standing in for the AppServer's handlePushStreamEventCallback."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.requests: list[tuple[dict[str, str], Any]] = []
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append((headers, json.loads(body)))
+        await send({"type": "http.response.start", "status": self.status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"code": 200}'})

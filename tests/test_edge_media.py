@@ -12,9 +12,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from livekit_demo.edge import EdgeCallback
 from livekit_demo.edge.pusher import TestPattern
+from livekit_demo.signing import callback_signature
 
-from edge_harness import PULL_KEY, PUSH_KEY, EdgeHarness, probe_video_packets, require_media, wait_until
+from edge_harness import PULL_KEY, PUSH_KEY, CallbackReceiver, EdgeHarness, probe_video_packets, require_media, wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -217,3 +219,33 @@ def test_a_stalled_viewer_is_dropped_while_another_keeps_receiving() -> None:
         stalled.close()
         pusher.stop()
         edge.close()
+
+
+# -- the callback and closing a stream -----------------------------------------------------------
+
+
+def test_publish_and_publish_done_reach_the_callback_signed() -> None:
+    require_media()
+    receiver = CallbackReceiver()
+    callback = EdgeCallback("http://appserver/api/v1/live/handlePushStreamEventCallback", host="push.example.com", auth_key="cbkey")
+    callback._client_factory = lambda **kw: httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver), **kw)  # type: ignore[assignment]
+    edge = EdgeHarness(callback=callback)
+    callback.clock = edge.clock
+    pusher = TestPattern(edge.push_url("room1")).start()
+    try:
+        edge.wait_live("room1")
+        wait_until(lambda: len(receiver.requests) == 1, 10, "the publish event")
+        edge.edge.close_stream("room1")  # from this thread, as the AppServer does when a room is deleted
+        assert pusher.wait(15) != 0  # ffmpeg lost its connection
+        wait_until(lambda: len(receiver.requests) == 2, 10, "the publish_done event")
+    finally:
+        pusher.stop()
+        edge.close()
+    (first_headers, publish), (_, done) = receiver.requests
+    assert publish["action"] == "publish" and done["action"] == "publish_done"
+    assert publish["id"] == "room1" and publish["appname"] == "live" and publish["app"] == "push.example.com"
+    assert (publish["width"], publish["height"]) == (640, 360)  # from onMetaData
+    assert publish["ip"] == "127.0.0.1" and isinstance(publish["time"], int)
+    timestamp = first_headers["ali-live-timestamp"]
+    assert first_headers["ali-live-signature"] == callback_signature("push.example.com", timestamp, "cbkey")
+    assert edge.edge.live_streams() == []

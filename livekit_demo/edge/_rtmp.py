@@ -42,7 +42,7 @@ AUDIO, VIDEO, DATA_AMF3, COMMAND_AMF3, DATA_AMF0, COMMAND_AMF0 = 8, 9, 15, 17, 1
 
 HANDSHAKE_SIZE = 1536
 MAX_CHUNK_SIZE = 0x7FFFFFFF
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # a 16 MB frame is no stream we serve; refusing it bounds memory
+MAX_MESSAGE_SIZE = 8 * 1024 * 1024  # an 8 MB frame is no stream we serve; refusing it bounds memory
 _EXTENDED = 0xFFFFFF
 
 

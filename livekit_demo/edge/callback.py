@@ -44,6 +44,7 @@ class EdgeCallback:
         self.history: deque[CallbackResult] = deque(maxlen=100)
         self._queue: asyncio.Queue[dict[str, Any] | None] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._client_factory = httpx.AsyncClient  # tests hand in one over an ASGI transport
 
     def __repr__(self) -> str:
         return f"EdgeCallback({self.url!r}, host={self.host!r})"
@@ -61,7 +62,7 @@ class EdgeCallback:
         self._queue.put_nowait(event)
 
     async def _run(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+        async with self._client_factory(timeout=self.timeout) as client:
             while (event := await queue.get()) is not None:
                 await self._post(client, event)
 
