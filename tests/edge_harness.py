@@ -108,13 +108,13 @@ class EdgeHarness:
         await asyncio.wait_for(self._serving, 10)
 
     def close(self) -> None:
-        """Stop uvicorn and the edge, then the loop."""
+        """Stop the edge (which ends the live responses), uvicorn, then the loop."""
+        self.call(self.edge.stop())
         self.server.should_exit = True
         try:
             self.call(self._served(), 15)
         except Exception:
             pass
-        self.call(self.edge.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

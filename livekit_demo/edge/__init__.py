@@ -49,7 +49,7 @@ class MediaEdge:
         callback: EdgeCallback | None = None,
         clock: Clock | None = None,
         ffmpeg: str | None = None,
-        viewer_queue_bytes: int = 4 * 1024 * 1024,
+        viewer_queue_bytes: int = 2 * 1024 * 1024,  # 8 s of a 2 Mbit/s stream: a viewer further behind is dropped
     ) -> None:
         self.host = host
         self.rtmp_port = rtmp_port
@@ -67,6 +67,7 @@ class MediaEdge:
         self._sessions: set[RtmpSession] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._janitor: asyncio.Task[None] | None = None
+        self._responses = 0  # HTTP pulls being answered; stop() lets them end before it returns
 
     def __repr__(self) -> str:
         state = f"rtmp://{self.host}:{self.rtmp_port}" if self._server else "stopped"
@@ -91,7 +92,11 @@ class MediaEdge:
         log.info("media edge listening on rtmp://%s:%s/%s", self.host, self.rtmp_port, self.app_name)
 
     async def stop(self) -> None:
-        """Close the listener, every publisher and viewer, the ffmpeg children and the callback client."""
+        """Close the listener, every publisher and viewer, the ffmpeg children and the callback client.
+
+        Call it before the HTTP server waits for its open requests to end: a live stream's
+        response never ends by itself, stop() is what ends it.
+        """
         if self._server is not None:
             self._server.close()
         for session in list(self._sessions):
@@ -104,6 +109,10 @@ class MediaEdge:
             await self._stop_hls(name)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        for _ in range(50):  # the HTTP viewers, now ended, finish (and their ffmpeg children with them)
+            if not self._responses:
+                break
+            await asyncio.sleep(0.1)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)

@@ -65,6 +65,7 @@ class EdgeHttpApp:
         stem, dot, extension = file.rpartition(".")
         if not dot or not stem:
             return await _text(send, 404, f"not found: {path}")
+        self.edge._responses += 1
         try:
             if extension == "flv":
                 await self._flv(stem, path, query, scope, receive, send)
@@ -78,6 +79,8 @@ class EdgeHttpApp:
                 await _text(send, 404, f"not found: {path}")
         except Refused as refused:
             await _text(send, refused.status, refused.reason)
+        finally:
+            self.edge._responses -= 1
 
     def _check(self, uri: str, query: dict[str, str]) -> None:
         reason = check_type_a(

@@ -100,7 +100,7 @@ class TestPattern:
                     with os.fdopen(handle, "w", encoding="utf-8") as out:
                         out.write(self.title)
                 # A text file spares the title drawtext's escaping rules; expansion off: a % stays a %.
-                filters.append(f"drawtext=textfile='{self._title_file}':expansion=none:fontsize=32:fontcolor=white:box=1:boxcolor=black@0.6:x=20:y=20")
+                filters.append(f"drawtext=textfile='{self._title_file}':expansion=none:fontsize=32:fontcolor=white:box=1:boxcolor=black@0.6:x=20:y=48")
             filters.append("drawtext=text='%{localtime}':fontsize=28:fontcolor=white:box=1:boxcolor=black@0.6:x=20:y=h-50")
         gop = str(self.rate * 2)  # a keyframe every 2 s: viewers join fast, HLS segments are short
         return [
