@@ -106,7 +106,7 @@ class ViewerStats:
     started: float = 0.0
     bytes: int = 0
     offsets: list[tuple[float, float]] = field(default_factory=list)  # (arrival, arrival - tag time)
-    ended: float | None = None
+    watched_to_the_end: bool = False  # False: the edge closed the connection before the run ended
 
 
 class FlvViewer(asyncio.Protocol):
@@ -151,7 +151,6 @@ class FlvViewer(asyncio.Protocol):
             self.pending = bytearray()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.stats.ended = time.monotonic()
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -165,7 +164,7 @@ async def watch(port: int, path: str, stats: ViewerStats, until: float) -> None:
     try:
         await asyncio.wait_for(asyncio.shield(protocol.closed), max(0.0, until - time.monotonic()))
     except asyncio.TimeoutError:
-        pass
+        stats.watched_to_the_end = True
     finally:
         transport.close()
 
@@ -258,7 +257,7 @@ def summarize(
         "lag_median_s": round(statistics.median(finite), 3) if finite else None,
         "viewers_over_target": sum(1 for lag in lags if lag > LAG_TARGET_S),
         "lag_target_s": LAG_TARGET_S,
-        "viewers_cut_early": sum(1 for s in stats if s.ended is not None and s.ended < s.started + elapsed - 1),
+        "viewers_cut_early": sum(1 for s in stats if not s.watched_to_the_end),
         "stalled_viewer_dropped": end["viewers"] == viewers,
         "publisher_kept_running": publisher_ok,
         "edge_cpu_publisher_only_pct": round(base_cpu_per_s * 100, 2),
