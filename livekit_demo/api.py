@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from . import __version__
 from .app_server import AppServer
@@ -44,6 +44,9 @@ from .exceptions import (
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
 from .schemas import REQUESTS
+
+if TYPE_CHECKING:
+    from .live_edge import LiveEdge
 
 __all__ = ["create_app", "error_response"]
 
@@ -281,8 +284,11 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, edge: LiveEdge | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
+
+    With `edge` (a `LiveEdge` of that server), the app's lifespan starts and stops the media edge
+    on the serving event loop, and its HTTP pulls are served at ``/{app_name}/...``.
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -292,7 +298,7 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     if server is None:
         server = AppServer.from_settings(**settings)
     _guard_access_log()
-    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
+    routes: list[BaseRoute] = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
@@ -301,6 +307,8 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
+    if edge is not None:
+        routes.append(Mount(f"/{edge.app_name}", app=edge.http_app))
     middleware = [
         Middleware(
             CORSMiddleware,
@@ -313,8 +321,14 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        server.close()
+        if edge is not None:
+            await edge.start()  # on this loop: the edge shares the server's thread
+        try:
+            yield
+        finally:
+            if edge is not None:
+                await edge.stop()
+            server.close()
 
     app = Starlette(
         routes=routes,
@@ -323,4 +337,5 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.edge = edge
     return app

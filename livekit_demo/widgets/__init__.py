@@ -27,6 +27,7 @@ from .meeting import MeetingEditor
 from .panel import ControlPanel, control_panel
 from .room_list import RoomList
 from .urls import UrlPanel
+from .watch import Player, StreamEventsView, WatchPanel
 
 __all__ = [
     "Session",
@@ -43,4 +44,7 @@ __all__ = [
     "JsonView",
     "ControlPanel",
     "control_panel",
+    "Player",
+    "StreamEventsView",
+    "WatchPanel",
 ]
