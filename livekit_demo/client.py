@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -307,6 +308,21 @@ class AppServerClient:
         return MeetingInfo(self._call("updateMeetingInfo", {"id": room_id, "members": [dict(m) for m in members]}))
 
     # -- lifetime ------------------------------------------------------------------------------
+
+    def wait_for(self, room_id: str, condition: Callable[[RoomInfo], bool], *, timeout: float = 30.0, interval: float = 0.25) -> RoomInfo:
+        """Read the room (`get`) until `condition(room)` holds, and answer it; `TimeoutError` after `timeout` seconds.
+
+        For what the server changes by itself, e.g. the push callback taking a room live:
+        ``client.wait_for(room_id, lambda room: room["status"] == 1)``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            room = self.get(room_id)
+            if condition(room):
+                return room
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"room {room_id} did not get there within {timeout:g} s (status {room.get('status')}, metrics {room.get('metrics')})")
+            time.sleep(interval)
 
     def push_test_pattern(self, room_id: str) -> TestPattern:
         """Push a moving test picture (the room's title, a clock) and a tone to the room's push URL, as its anchor.

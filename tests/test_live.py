@@ -212,3 +212,15 @@ def test_serve_with_the_edge_prints_the_ingest_and_the_loop_works(tmp_path: Path
             finally:
                 pusher.stop()
             wait_for(lambda: ann.get(room["id"])["status"] == 0, "the room back to 0")
+
+
+def test_wait_for_polls_until_the_condition_or_times_out() -> None:
+    server = livekit_demo.start_server(storage="memory", keep=True)
+    try:
+        with livekit_demo.connect(server, "ann") as ann:
+            room = ann.create("waiting")
+            assert ann.wait_for(room["id"], lambda r: r["status"] == 0)["id"] == room["id"]
+            with pytest.raises(TimeoutError, match="status 0"):
+                ann.wait_for(room["id"], lambda r: r["status"] == 1, timeout=0.3, interval=0.1)
+    finally:
+        server.stop()
