@@ -43,6 +43,7 @@ from .exceptions import (
 )
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
+from .runner import threads_available
 from .schemas import REQUESTS
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
@@ -120,6 +121,12 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
+    # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lone_surrogate_at(value: Any) -> str | None:
@@ -143,7 +150,7 @@ def _lone_surrogate_at(value: Any) -> str | None:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _endpoint(op: Operation) -> Callable[[Request], Any]:
+def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
     schema = REQUESTS[op.schema] if op.schema else None
 
     async def endpoint(request: Request) -> Response:
@@ -160,7 +167,7 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
                 actor = server.auth.verify(token)
             fields = schema.validate(_parse_json(body)) if schema is not None else {}
             call = _call_context(request)
-            if op.blocking or server.store.blocking:
+            if (op.blocking or server.store.blocking) and not inline:
                 # A database call or password hashing would stall every other request: off the loop.
                 result = await run_in_threadpool(op.handler, server, actor, fields, call)
             else:
@@ -209,6 +216,7 @@ def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
 async def _push_callback(request: Request) -> Response:
     """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
     server: AppServer = request.app.state.server
+    inline: bool = request.app.state.inline
     try:
         body = await _read_body(request, server.settings.server.max_body)
         params = _callback_params(request, body)
@@ -219,7 +227,7 @@ async def _push_callback(request: Request) -> Response:
         )  # fmt: skip
         fields = dataclasses.asdict(parse_push_event(params))
         call = _call_context(request)
-        if server.store.blocking:
+        if server.store.blocking and not inline:
             result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
         else:
             result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
@@ -261,6 +269,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
 
 
+class _SingleSlashes:
+    """ASGI middleware: a path with repeated slashes (``//api/v1/live/login``) is served as the single-slash path.
+
+    The web, uni-app and iOS clients build ``base + "/api/..."``, so a base URL pasted with a trailing
+    slash made every call ``//api/...`` (SPEC 1 "Base URLs"). Normalised before routing, so every
+    route, 404 and 405 sees the one path.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+            if "raw_path" in scope and scope["raw_path"] is not None:
+                scope["raw_path"] = _REPEATED_SLASHES_BYTES.sub(b"/", scope["raw_path"])
+        await self.app(scope, receive, send)
+
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+_REPEATED_SLASHES_BYTES = re.compile(rb"/{2,}")
+
+
 class _RedactQueryToken(logging.Filter):
     """Hide `?token=<jwt>` in uvicorn's access log lines.
 
@@ -284,11 +316,14 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, *, edge: LiveEdge | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, inline: bool | None = None, edge: LiveEdge | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
 
-    With `edge` (a `LiveEdge` of that server), the app's lifespan starts and stops the media edge
-    on the serving event loop, and its HTTP pulls are served at ``/{app_name}/...``.
+    `inline` true runs every handler on the caller's stack, also the blocking ones (SQL, password
+    hashing) that otherwise go to the thread pool: for in-process serving, where no loop is there to
+    stall. None means inline exactly where threads are unavailable (Pyodide). With `edge` (a
+    `LiveEdge` of that server), the app's lifespan starts and stops the media edge on the serving
+    event loop, and its HTTP pulls are served at ``/{app_name}/...``.
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -297,12 +332,14 @@ def create_app(server: AppServer | None = None, *, edge: LiveEdge | None = None,
     """
     if server is None:
         server = AppServer.from_settings(**settings)
+    if inline is None:
+        inline = not threads_available()
     _guard_access_log()
-    routes: list[BaseRoute] = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served_operations()]
+    routes: list[BaseRoute] = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
-        Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),
+        Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),
         Route("/", _root, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),
@@ -310,6 +347,7 @@ def create_app(server: AppServer | None = None, *, edge: LiveEdge | None = None,
     if edge is not None:
         routes.append(Mount(f"/{edge.app_name}", app=edge.http_app))
     middleware = [
+        Middleware(_SingleSlashes),
         Middleware(
             CORSMiddleware,
             allow_origins=["*"],
@@ -337,5 +375,6 @@ def create_app(server: AppServer | None = None, *, edge: LiveEdge | None = None,
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.inline = inline
     app.state.edge = edge
     return app

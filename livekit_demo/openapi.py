@@ -60,6 +60,10 @@ def _operation(path: str, op: Operation, max_body: int) -> JSONDict:
             "description": f"At most {max_body} bytes; unknown fields are ignored; null counts as absent",
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{REQUESTS[op.schema].name}"}}},
         }
+    if op.ours:
+        # Clients of the original never send it: say so where a reader of the document looks.
+        entry["description"] = "Ours, not the original AppServer's: livekit_demo serves this call in addition to the contract."
+        entry["x-livekit-demo-ours"] = True
     if op.authenticated or op.name == "refresh_token":
         entry["security"] = [{"bearer": []}, {"query_token": []}, {"cookie_jwt": []}]
     return entry

@@ -58,6 +58,8 @@ class Operation:
     # True when the handler may block the calling thread whatever the store (password hashing):
     # the api layer then runs it off the event loop where threads exist.
     blocking: bool = False
+    # True for a call of ours that no original AppServer serves (the OpenAPI marks it so).
+    ours: bool = False
 
 
 def _login(server: AppServer, _: Identity, body: JSONDict, call: CallContext) -> Any:
@@ -97,7 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("login", "Log in; get a JWT", "login", _login, "AuthResponse", authenticated=False, statuses=(400, 401, 429), blocking=True),
     Operation("refresh_token", "Trade a token inside its refresh window for a new one", None, _refresh, "AuthResponse", authenticated=False, statuses=(401,)),
     Operation("token", "Get an IM token", "token", _token_v1, "TokenResponse", statuses=(400, 401, 403)),
-    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b, host=c.host), "RoomInfo", statuses=(400, 401, 403)),
+    Operation("create", "Create a room", "create", lambda s, a, b, c: s.rooms.create(a, b, host=c.host), "RoomInfo", statuses=(400, 401, 403, 409)),
     Operation("get", "One room, with its URLs and metrics; counts a visit", "get", lambda s, a, b, c: s.rooms.get(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("list", "Rooms, newest first, paged", "list", lambda s, a, b, c: s.rooms.list(a, b["user_id"], b["page_num"], b["page_size"], b.get("status"), host=c.host), "RoomList", statuses=(400, 401, 403)),
     Operation("update", "Change title, notice, extends, cover or nick", "update", lambda s, a, b, c: s.rooms.update(a, b["id"], b, host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
@@ -105,8 +107,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("pause", "Pause a live room", "pause", _lifecycle("pause"), "RoomInfo"),
     Operation("stop", "End the live", "stop", _lifecycle("stop"), "RoomInfo"),
     Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
-    Operation("getMeetingInfo", "Co-streaming members of a mode 1 room", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404, 409)),
+    Operation("getMeetingInfo", "Co-streaming members ([] on a room whose mode is not 1)", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404)),
     Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, c: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
+    Operation("heartbeat", "A viewer is still watching: online for 30 s more; answers the room's online count", "heartbeat", lambda s, a, b, c: s.rooms.heartbeat(a, b["id"], b["user_id"]), "HeartbeatResponse", statuses=(400, 401, 403, 404), ours=True),
 )  # fmt: skip
 
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomNotFound
+from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
+from .presence import Presence
 from .storage.base import RoomStore
 from .streams import LINK_STREAM_KINDS, StreamUrls
 from .types import JSONDict, RoomId, UserId
@@ -142,7 +143,9 @@ new_room_id = _UUID7()
 
 
 OnlineSource = Callable[[RoomId], int]
-"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers)."""
+"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers).
+
+A source that also has a `forget(room_id)` method is told when a room is deleted."""
 
 
 class _Metrics:
@@ -184,16 +187,23 @@ class _Metrics:
         with self._lock:
             self._pv.pop(room_id, None)
             self._visitors.pop(room_id, None)
+        for source in self._online_sources:
+            forget = getattr(source, "forget", None)
+            if callable(forget):
+                forget(room_id)
 
 
 class RoomService:
     """Every room call of the contract, for an acting identity."""
 
-    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock) -> None:
+    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock, *, max_per_user: int = 1000) -> None:
         self.store = store
+        self.max_per_user = max_per_user
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self.presence = Presence(clock)  # heartbeating viewers (SPEC 14), one of the online sources
+        self.metrics.add_online_source(self.presence)
         self._events: deque[StreamEvent] = deque(maxlen=MAX_EVENTS)
         self._events_lock = threading.Lock()
         self._delete_listeners: builtins.list[Callable[[RoomId], None]] = []
@@ -224,6 +234,10 @@ class RoomService:
         if mode == Mode.LINK and (problem := rtc_id_problem(anchor)):
             raise BadRequest.for_fields([{"field": "anchor", "problem": f"a co-streaming room's anchor {problem}"}])
         self.check_acting_as(actor, anchor, "anchor")
+        # A soft bound (two creates at once may both pass at the limit): it keeps one user from
+        # filling memory or disk with rooms, it is not an exact quota.
+        if self.store.count(anchor=anchor) >= self.max_per_user:
+            raise RoomLimitReached(anchor, self.max_per_user)
         now = to_second(self.clock.now())
         room_id = new_room_id(self.clock)
         record = RoomRecord(
@@ -262,9 +276,22 @@ class RoomService:
         return [self._room_info(r, user_id, actor, host=host) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
+        """The co-streaming members; ``[]`` on a room whose mode is not 1.
+
+        Not a 409 there: the web client reads the members of every room it opens without handling
+        an error, and the reference Java AppServer answers the empty list too (SPEC 3).
+        """
         record = self._find(room_id)
-        self._require_link_mode(record)
+        if record.mode != Mode.LINK:
+            return MeetingInfo(members=[])
         return MeetingInfo(members=self._members_out(record))
+
+    def heartbeat(self, actor: Identity, room_id: RoomId, user_id: UserId) -> JSONDict:
+        """`user_id` is still watching: online for the next 30 s; answers the room's online count."""
+        self.check_acting_as(actor, user_id, "user_id")
+        self._find(room_id)
+        self.presence.beat(room_id, user_id)
+        return {"code": 200, "online_count": self.metrics.online(room_id)}
 
     # -- changes -------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import SettingsError
-from .passwords import is_password_hash
+from .passwords import is_password_hash, unsupported_reason
 
 __all__ = [
     "Settings",
@@ -37,6 +37,7 @@ __all__ = [
     "ServerSettings",
     "EdgeSettings",
     "PLACEHOLDER_DOMAINS",
+    "RoomsSettings",
     "parse_storage",
     "ENV_PREFIXES",
 ]
@@ -132,6 +133,9 @@ class AuthSettings:
 
     users: dict[str, str] = field(default_factory=dict, repr=False)
     admins: list[str] = field(default_factory=list)
+    # Names the demo rule must never hand out: users removed from `users` belong here, since nothing
+    # else remembers that a name was once configured (admins and configured users are reserved anyway).
+    reserved: list[str] = field(default_factory=list)
     demo_login: bool = True
     jwt_secret: str = field(default="", repr=False)
     secret_file: str = ""  # where memory and TinyDB storage keep a generated secret (SQL keeps it in the database)
@@ -140,6 +144,7 @@ class AuthSettings:
     login_max_failures: int = 5  # per username, within login_lockout seconds
     login_max_failures_per_address: int = 50  # per client address: higher, since a class may share one NAT
     login_lockout: int = 60
+    max_concurrent_hashes: int = 4  # password checks at once (scrypt takes 16 MiB each); more wait
 
     def _check(self) -> None:
         for name, stored in self.users.items():
@@ -148,17 +153,23 @@ class AuthSettings:
                 f"auth.users.{name}",
                 "is not a password hash; make one with `livekit-demo hash-password` (plain passwords are refused)",
             )
+            reason = unsupported_reason(stored)
+            _require(reason is None, f"auth.users.{name}", reason or "")
         _require(
             not self.jwt_secret or len(self.jwt_secret.encode("utf-8")) >= 32,
             "auth.jwt_secret",
             "must be at least 32 bytes (or empty, to generate one)",
         )
-        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout"):
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout", "max_concurrent_hashes"):
             _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
 
     def is_admin(self, user_id: str) -> bool:
         """Admins are configured users named in `admins`: the demo login rule never makes one."""
         return user_id in self.users and user_id in self.admins
+
+    def is_reserved(self, user_id: str) -> bool:
+        """Names the demo login rule never applies to: configured users, admins, and `reserved`."""
+        return user_id in self.users or user_id in self.admins or user_id in self.reserved
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,16 @@ class EdgeSettings:
         _require(self.max_viewers >= 1, "edge.max_viewers", "must be at least 1")
 
 
+@dataclass(frozen=True)
+class RoomsSettings:
+    """Limits on rooms."""
+
+    max_per_user: int = 1000  # rooms one anchor may hold at once (64 KiB extends each: a bound on memory and disk)
+
+    def _check(self) -> None:
+        _require(self.max_per_user > 0, "rooms.max_per_user", "must be a positive number")
+
+
 _SECTIONS: dict[str, type] = {
     "live_stream": LiveStreamSettings,
     "live_mic": LiveMicSettings,
@@ -203,6 +224,7 @@ _SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "server": ServerSettings,
     "edge": EdgeSettings,
+    "rooms": RoomsSettings,
 }
 
 
@@ -218,6 +240,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    rooms: RoomsSettings = field(default_factory=RoomsSettings)
 
     @classmethod
     def build(
@@ -275,7 +298,7 @@ class Settings:
 
 
 def parse_storage(text: str) -> dict[str, str]:
-    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, else a TinyDB path."""
+    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, or a TinyDB path ending in ``.json``."""
     value = text.strip()
     if value in ("memory", "none"):
         return {"type": value, "url": ""}
@@ -287,9 +310,23 @@ def parse_storage(text: str) -> dict[str, str]:
         if scheme not in kinds:
             raise SettingsError("storage.url", f"unknown database scheme {scheme!r}; use mysql://, postgresql:// or sqlite:///")
         return {"type": kinds[scheme], "url": value}
-    if not value:
-        raise SettingsError("storage", "is empty; use 'memory', a file path or a database URL")
-    return {"type": "tinydb", "url": value}
+    if value.lower().endswith(".json"):
+        return {"type": "tinydb", "url": value}
+    # A typo ('memroy') must not quietly become a TinyDB file of that name: only the three forms pass.
+    raise SettingsError("storage", f"{value!r} is none of the three forms: {STORAGE_FORMS}")
+
+
+STORAGE_FORMS = "'memory' (or 'none'), a TinyDB file path ending in '.json', or a database URL (mysql://, postgresql://, sqlite:///)"
+"""The storage strings `parse_storage` accepts, for messages and help texts."""
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        # PyYAML is not a requirement in a browser tab (Pyodide): JSON files and keyword settings are.
+        raise SettingsError("config_file", "reading YAML needs PyYAML (pip install pyyaml); or write the file as JSON") from None
+    return yaml
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -301,9 +338,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml().safe_load(text)
         else:
             data = json.loads(text)
     except Exception as exc:  # the parsers' own errors name line and column

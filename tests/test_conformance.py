@@ -24,6 +24,7 @@ import uvicorn
 from livekit_demo.api import create_app
 from livekit_demo.cli import main
 from livekit_demo.conformance import (
+    CheckResult,
     Report,
     ServerUnreachable,
     all_checks,
@@ -453,3 +454,44 @@ def test_cli_as_a_process_against_a_served_process(config_file: Path, tmp_path: 
             serve.stdout.close()
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr
     assert checked.stdout.splitlines()[-1].startswith("OK: ")
+
+
+def test_cli_with_a_wrong_password_stops_at_login_without_locking_the_user_out(capsys: pytest.CaptureFixture[str]) -> None:
+    users = {"ann": hash_password("ann-pass")}
+    # The server's own lockout rule (a low limit) is what a table of 137 login attempts tripped.
+    with ThreadServer(**{**SERVER_SETTINGS, "auth": {"users": users, "demo_login": False, "login_max_failures": 3}}) as closed:
+        code = main(["check", closed.url, "--username", "ann", "--password", "wrong"])
+        printed = capsys.readouterr().out
+        assert code == 1
+        rows = printed.splitlines()
+        assert len(rows) == 3 and re.match(r"^FAIL +login +.*cannot log in as 'ann'", rows[1]), printed
+        assert rows[-1].startswith("FAILED: 1 checks") and "0 passed, 1 failed" in rows[-1]
+        answer = httpx.post(f"{closed.url}/login", json={"username": "ann", "password": "ann-pass"})
+        assert answer.status_code == 200  # not locked out
+
+
+def test_cli_needs_no_user_and_no_scheme_against_a_demo_server(server: ThreadServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", server.url.removeprefix("http://"), "--only", "errors.*,lifecycle.*"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.splitlines()[-1].startswith("OK: ") and f"against {server.url}:" in printed
+
+
+def test_table_details_are_whole() -> None:
+    long_seen = "x" * 300
+    report = Report("http://h", [CheckResult("a.b", "d", "fail", expected="something", seen=long_seen)])
+    assert long_seen in report.format_table()
+    assert long_seen not in report.format_table(width=100)
+
+
+# -- through the in-process transport (a browser tab's server) ----------------------------------
+
+
+def test_every_check_passes_on_an_in_process_server(keys: Settings) -> None:
+    from livekit_demo.runner import start_server
+
+    with start_server(env={}, keep=True, inprocess=True, **SERVER_SETTINGS) as server:
+        report = run_checks(server.url, "ann", "ann", keys=keys)
+    assert {r.id: f"{r.expected} / {r.seen}" for r in report.failures} == {}
+    assert report.counts["skip"] == 0 and len(report.results) == len(all_checks())
+    assert report.cleanup_problems == []

@@ -143,6 +143,15 @@ def test_a_password_hash_is_accepted_and_never_shown() -> None:
     assert "pw" not in repr(s) and "scrypt" not in repr(s)
 
 
+@pytest.mark.parametrize("text", ["memroy", "rooms", "rooms.db", "/tmp/rooms.txt", "ftp://host/rooms"])
+def test_storage_strings_outside_the_three_forms_are_refused_naming_them(text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match=r"'memory'.*'\.json'.*database URL") if "://" not in text else pytest.raises(SettingsError):
+        Settings.build(env={}, storage=text)
+    assert list(tmp_path.iterdir()) == []  # a typo creates no file
+
+
+
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
