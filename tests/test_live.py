@@ -224,3 +224,21 @@ def test_wait_for_polls_until_the_condition_or_times_out() -> None:
                 ann.wait_for(room["id"], lambda r: r["status"] == 1, timeout=0.3, interval=0.1)
     finally:
         server.stop()
+
+
+def test_the_contract_holds_with_urls_at_the_edge() -> None:
+    from livekit_demo.conformance import run_checks
+
+    server = livekit_demo.start_server(storage="memory", edge=True, keep=True, auth={"login_max_failures": 1000})
+    try:
+        with livekit_demo.connect(server, "ann") as ann:
+            assert ann.create("at the edge")["push_url_info"]["rtmp_url"].startswith(f"{server.rtmp_url}/")
+        report = run_checks(server.url, "ann", "ann", keys=server.settings, only="signing.*,roominfo.*,callback.*")
+        assert report.ok and report.counts["skip"] == 0, report.format_table()
+    finally:
+        server.stop()
+
+
+def test_an_in_process_server_has_no_edge() -> None:
+    with pytest.raises(SettingsError, match=r"edge\.enabled"):
+        livekit_demo.start_server(storage="memory", edge=True, inprocess=True, keep=True)
