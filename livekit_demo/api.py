@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from . import __version__
 from .app_server import AppServer
@@ -45,6 +45,9 @@ from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
 from .runner import threads_available
 from .schemas import REQUESTS
+
+if TYPE_CHECKING:
+    from .live_edge import LiveEdge
 
 __all__ = ["create_app", "error_response"]
 
@@ -213,6 +216,7 @@ def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
 async def _push_callback(request: Request) -> Response:
     """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
     server: AppServer = request.app.state.server
+    inline: bool = request.app.state.inline
     try:
         body = await _read_body(request, server.settings.server.max_body)
         params = _callback_params(request, body)
@@ -223,7 +227,7 @@ async def _push_callback(request: Request) -> Response:
         )  # fmt: skip
         fields = dataclasses.asdict(parse_push_event(params))
         call = _call_context(request)
-        if server.store.blocking:
+        if server.store.blocking and not inline:
             result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
         else:
             result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
@@ -312,12 +316,14 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, *, inline: bool | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, inline: bool | None = None, edge: LiveEdge | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
 
     `inline` true runs every handler on the caller's stack, also the blocking ones (SQL, password
     hashing) that otherwise go to the thread pool: for in-process serving, where no loop is there to
-    stall. None means inline exactly where threads are unavailable (Pyodide).
+    stall. None means inline exactly where threads are unavailable (Pyodide). With `edge` (a
+    `LiveEdge` of that server), the app's lifespan starts and stops the media edge on the serving
+    event loop, and its HTTP pulls are served at ``/{app_name}/...``.
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -329,7 +335,7 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
     if inline is None:
         inline = not threads_available()
     _guard_access_log()
-    routes = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
+    routes: list[BaseRoute] = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
@@ -338,6 +344,8 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
+    if edge is not None:
+        routes.append(Mount(f"/{edge.app_name}", app=edge.http_app))
     middleware = [
         Middleware(_SingleSlashes),
         Middleware(
@@ -351,8 +359,14 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        server.close()
+        if edge is not None:
+            await edge.start()  # on this loop: the edge shares the server's thread
+        try:
+            yield
+        finally:
+            if edge is not None:
+                await edge.stop()
+            server.close()
 
     app = Starlette(
         routes=routes,
@@ -361,4 +375,6 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.inline = inline
+    app.state.edge = edge
     return app

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,8 +27,10 @@ import httpx
 
 from .models import LoginResult, MeetingInfo, RoomInfo
 from .serving import is_loopback
+from .settings import PLACEHOLDER_DOMAINS
 
 if TYPE_CHECKING:
+    from .edge.pusher import TestPattern
     from .runner import ServerHandle
 
 __all__ = ["ApiError", "AppServerClient", "connect"]
@@ -362,6 +365,46 @@ class AppServerClient:
         return dict(self._call("heartbeat", {"id": room_id, "user_id": user_id or self.username}))
 
     # -- lifetime ------------------------------------------------------------------------------
+
+    def wait_for(self, room_id: str, condition: Callable[[RoomInfo], bool], *, timeout: float = 30.0, interval: float = 0.25) -> RoomInfo:
+        """Read the room (`get`) until `condition(room)` holds, and answer it; `TimeoutError` after `timeout` seconds.
+
+        For what the server changes by itself, e.g. the push callback taking a room live:
+        ``client.wait_for(room_id, lambda room: room["status"] == 1)``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            room = self.get(room_id)
+            if condition(room):
+                return room
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"room {room_id} did not get there within {timeout:g} s (status {room.get('status')}, metrics {room.get('metrics')})")
+            time.sleep(interval)
+
+    def push_test_pattern(self, room_id: str) -> TestPattern:
+        """Push a moving test picture (the room's title, a clock) and a tone to the room's push URL, as its anchor.
+
+        Returns the running `edge.pusher.TestPattern`; call its ``stop()`` to end the stream. Needs
+        ffmpeg (on PATH, or ``pip install "livekit_demo[media]"``) and a server whose push URL is
+        real: one running the local edge (``start_server(edge=True)``, ``serve --edge``) or a CDN.
+
+            >>> pusher = client.push_test_pattern(room["id"])   # doctest: +SKIP
+            >>> pusher.stop()                                   # doctest: +SKIP
+        """
+        from .edge.pusher import TestPattern
+
+        room = self.get(room_id)
+        push = room.get("push_url_info") or {}
+        url = push.get("rtmp_url") if isinstance(push, Mapping) else None
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"room {room_id} shows {self.username!r} no push URL: only its anchor (or an admin) may push to it")
+        host = urlsplit(url).hostname or ""
+        if host in PLACEHOLDER_DOMAINS:
+            raise ValueError(
+                f"the room's push URL points at the placeholder {host}: nothing listens there. Start the server with "
+                "its local edge (start_server(edge=True), or `livekit-demo serve --edge`), or configure a real CDN"
+            )
+        return TestPattern(url, title=str(room.get("title") or "")).start()
 
     def close(self) -> None:
         """Close the connection pool."""

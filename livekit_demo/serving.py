@@ -77,7 +77,11 @@ def base_urls(host: str, port: int) -> list[str]:
 
 
 def check_workers(settings: Settings) -> None:
-    """Several processes need a shared database: refuse them on a file or in memory."""
+    """Several processes need a shared database: refuse them on a file or in memory (or with the edge)."""
+    if settings.server.workers > 1 and settings.edge.enabled:
+        raise SettingsError(
+            "server.workers", "the local media edge runs in one process: use 1 worker with --edge (edge.enabled)"
+        )
     if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
         raise SettingsError(
             "server.workers",
@@ -158,7 +162,16 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     config_args = uvicorn_options(settings)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
-        app = create_app(AppServer(settings))
+        server = AppServer(settings)
+        edge = None
+        if settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            def announce(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            edge = LiveEdge(server, bind_host=host, http_port=port, announce=announce)
+        app = create_app(server, edge=edge)
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return

@@ -17,14 +17,15 @@ from .lifecycle import LifecycleButtons
 from .meeting import MeetingEditor
 from .room_list import RoomList
 from .urls import UrlPanel
+from .watch import WatchPanel
 
 __all__ = ["ControlPanel", "control_panel", "TAB_TITLES"]
 
-TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs", "Audience")
+TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs", "Audience", "Watch")
 
 
 class ControlPanel(widgets.VBox):
-    """Login, rooms (list, lifecycle, counters, likes and chat mute), create, update, co-streaming, URLs, audience; and the JSON of the last answer.
+    """Login, rooms (list, lifecycle, counters, likes and chat mute), create, update, co-streaming, URLs, audience, watch; and the JSON of the last answer.
 
     `client`: an `AppServerClient` to use (you keep closing it); else log in from the Login tab.
     `server`: a `ServerHandle` (default: the latest `start_server()` of this kernel) whose URL the
@@ -48,6 +49,7 @@ class ControlPanel(widgets.VBox):
         self.meeting = MeetingEditor(self.session)
         self.urls = UrlPanel(self.session)
         self.audience = AudienceControl(self.session)
+        self.watch = WatchPanel(self.session)
         self.json_view = JsonView(self.session)
         self.tabs = widgets.Tab(
             children=[
@@ -58,6 +60,7 @@ class ControlPanel(widgets.VBox):
                 self.meeting,
                 self.urls,
                 self.audience,
+                self.watch,
             ],
             titles=TAB_TITLES,
         )
@@ -85,6 +88,7 @@ class ControlPanel(widgets.VBox):
         self.login_form.close()
         self.audience.close()  # a running audience stops with the panel
         self.engagement.close()  # and so do live counters
+        self.watch.close()
         super().close()
 
 
