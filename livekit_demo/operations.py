@@ -17,7 +17,7 @@ from .auth import Identity
 from .exceptions import Unauthorized
 from .types import JSONDict
 
-__all__ = ["CallContext", "Operation", "OPERATIONS", "TOKEN_V2", "API_PREFIXES", "ANONYMOUS", "served_operations"]
+__all__ = ["STORE_READS", "STORE_WRITES", "STORE_FREE", "CallContext", "Operation", "OPERATIONS", "TOKEN_V2", "API_PREFIXES", "ANONYMOUS", "served_operations"]
 
 API_PREFIXES = ("/api/v1/live", "/api/v2/live")
 
@@ -113,3 +113,11 @@ def served_operations() -> list[tuple[str, Operation]]:
             chosen = TOKEN_V2 if (prefix.endswith("v2/live") and op.name == "token") else op
             served.append((f"{prefix}/{op.name}", chosen))
     return served
+
+
+STORE_WRITES = frozenset({"create", "update", "start", "pause", "stop", "delete", "updateMeetingInfo"})
+"""Calls that write to the room store: they can meet a full disk (507)."""
+STORE_READS = frozenset({"get", "list", "getMeetingInfo"})
+"""Calls that only read the room store."""
+STORE_FREE = frozenset({"login", "refresh_token", "token"})
+"""Calls that never touch the room store: a database that is down or hung must not hold them up."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins  # RoomService.list shadows the name inside the class
 import json
+import logging
 import secrets
 import threading
 import uuid
@@ -18,14 +19,37 @@ from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
+from .exceptions import BadRequest, Forbidden, InternalError, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .storage.base import RoomStore
 from .streams import StreamUrls
 from .types import JSONDict, RoomId, UserId
 from .validation import rtc_id_problem
 
-__all__ = ["RoomService", "LIFECYCLE", "Transition", "new_room_id"]
+__all__ = ["RoomService", "LIFECYCLE", "Transition", "new_room_id", "stored_row_problem"]
+
+log = logging.getLogger(__name__)
+_KNOWN_STATUSES = frozenset(int(s) for s in RoomStatus)
+_KNOWN_MODES = frozenset(int(m) for m in Mode)
+
+
+def stored_row_problem(record: RoomRecord) -> str | None:
+    """How a stored row breaks the contract (someone wrote it by hand, or another program), or None."""
+    if not record.id:
+        return "it has no id"
+    if int(record.status) not in _KNOWN_STATUSES:
+        return f"its status {int(record.status)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_STATUSES)))})"
+    if int(record.mode) not in _KNOWN_MODES:
+        return f"its mode {int(record.mode)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_MODES)))})"
+    return None
+
+
+def _refuse_bad_row(record: RoomRecord) -> RoomRecord:
+    """The record, or a 500 for this room alone saying what is wrong with its row."""
+    problem = stored_row_problem(record)
+    if problem is not None:
+        raise InternalError(f"room {record.id!r} is stored in a shape this server cannot serve: {problem}; fix or delete its row")
+    return record
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,8 @@ class RoomService:
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self._warned: set[RoomId] = set()  # broken rows already logged, so a list does not log them each time
+        self._warned_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RoomService(store={self.store.kind})"
@@ -201,7 +227,7 @@ class RoomService:
         self.check_acting_as(actor, user_id, "user_id")
         wanted = None if status in (None, -1) else status
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
-        return [self._room_info(r, user_id, actor) for r in records]
+        return [self._room_info(r, user_id, actor) for r in records if self._listable(r)]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
         record = self._find(room_id)
@@ -250,7 +276,7 @@ class RoomService:
     def delete(self, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
         """Remove the room; answer it as it was."""
         self.check_acting_as(actor, user_id, "user_id")
-        record = self._find(room_id)
+        record = self._find(room_id, whole=False)  # a broken row may still be deleted by its anchor
         self._require_anchor(actor, record)
         answer = self._room_info(record, user_id, actor)
         if self.store.delete(room_id) is None:
@@ -294,14 +320,30 @@ class RoomService:
         if record.mode != Mode.LINK:
             raise ModeConflict(record.mode)
 
-    def _find(self, room_id: RoomId) -> RoomRecord:
+    def _listable(self, record: RoomRecord) -> bool:
+        """Whether a listed row is served; a broken one is skipped (and logged once), the page still answers."""
+        problem = stored_row_problem(record)
+        if problem is None:
+            return True
+        with self._warned_lock:
+            first = record.id not in self._warned
+            if first and len(self._warned) < 10000:
+                self._warned.add(record.id)
+        if first:
+            log.warning("room %r is left out of lists: %s; fix or delete its row", record.id, problem)
+        return False
+
+    def _find(self, room_id: RoomId, *, whole: bool = True) -> RoomRecord:
         record = self.store.get(room_id)
         if record is None:
             raise RoomNotFound(room_id)
-        return record
+        return _refuse_bad_row(record) if whole else record
 
     def _update(self, room_id: RoomId, change: Any) -> RoomRecord:
-        record = self.store.update(room_id, change)
+        def checked(record: RoomRecord) -> RoomRecord:
+            return change(_refuse_bad_row(record))  # the same object back keeps "no change" meaning it
+
+        record = self.store.update(room_id, checked)
         if record is None:
             raise RoomNotFound(room_id)
         return record

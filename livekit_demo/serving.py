@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from .exceptions import SettingsError
 from .settings import Settings
+from .storage._dsn import safe_url
 
 __all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
 
@@ -138,19 +139,9 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
 
 
 def _announce(settings: Settings, port: int, out: TextIO) -> None:
-    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
+    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
     for url in base_urls(settings.server.host, port):
         print(f"Enter this base URL in a client: {url}", file=out)
     out.flush()
-
-
-def _safe_url(url: str) -> str:
-    """A storage URL or DSN with any password hidden."""
-    if "@" not in url:
-        return url
-    head, _, tail = url.rpartition("@")
-    scheme, sep, creds = head.rpartition("://")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{tail}" if ":" in creds else url

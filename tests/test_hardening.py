@@ -6,22 +6,32 @@ serve` through tests/server_process.py, on loopback, bounded in count and time.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from conftest import STORE_PARAMS, storage_setting
-from sql_databases import connect
-from test_api import ADMIN_HASH, Api, api, assert_error  # noqa: F401  (api: the every-engine fixture)
+from test_api import ADMIN_HASH, Api, assert_error
+from test_api import api as every_engine_api  # noqa: F401  (the fixture `api`: the contract on every engine)
 
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
-from livekit_demo.exceptions import AppServerError, StorageError
+from livekit_demo.exceptions import AppServerError, SettingsError, StorageError
+from livekit_demo.models import RoomRecord
 from livekit_demo.settings import Settings
+from livekit_demo.storage import TinyDBStore
+from livekit_demo.storage.sql import SqlStore
+
+from conftest import STORE_PARAMS, storage_setting
+from sql_databases import connect
 
 API = "/api/v1/live"
 CONTRACT_DDL = (Path(__file__).parents[1] / "livekit_demo" / "storage" / "room_infos.sql").read_text(encoding="utf-8")
@@ -241,10 +251,192 @@ def test_mysql_tables_are_utf8mb4_and_a_latin1_table_is_refused_at_start(tmp_pat
             conn.exec_driver_sql("DROP TABLE room_infos")
             conn.exec_driver_sql(CONTRACT_DDL)
             conn.commit()
-        with pytest.raises(StorageError, match="latin1.*CONVERT TO CHARACTER SET utf8mb4"):
+        with pytest.raises(StorageError, match=r"latin1.*CONVERT TO CHARACTER SET utf8mb4"):
             Api(storage=latin1)
         with pytest.raises(StorageError, match="charset=utf8mb4"):
             Api(storage=database_url(latin1).update_query_dict({"charset": "latin1"}).render_as_string(hide_password=False))
     finally:
         with connect(server) as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+# -- TinyDB leftovers (rows 9 and 13) ---------------------------------------------------------------
+
+
+def test_tinydb_sweeps_stale_snapshot_temp_files_and_keeps_its_journal_owner_only(tmp_path: Path) -> None:
+    data = tmp_path / "rooms.json"
+    TinyDBStore(data).close()
+    leftovers = [tmp_path / f".rooms.json.{tag}.tmp" for tag in ("k9abc", "x1")]
+    for leftover in leftovers:
+        leftover.write_bytes(b'{"room_infos": {"1": ')  # a snapshot cut short by kill -9
+    unrelated = tmp_path / ".other.json.k9abc.tmp"
+    unrelated.write_bytes(b"")
+    old_umask = os.umask(0)
+    try:
+        (tmp_path / "rooms.json.journal").unlink()
+        with TinyDBStore(data) as store:
+            assert store.count() == 0
+    finally:
+        os.umask(old_umask)
+    assert not any(p.exists() for p in leftovers) and unrelated.exists()
+    assert stat.S_IMODE((tmp_path / "rooms.json.journal").stat().st_mode) == 0o600
+    (tmp_path / "rooms.json.journal").chmod(0o644)  # one made by an older version
+    TinyDBStore(data).close()
+    assert stat.S_IMODE((tmp_path / "rooms.json.journal").stat().st_mode) == 0o600
+
+
+def test_tinydb_refuses_an_empty_snapshot_whose_journal_holds_writes(tmp_path: Path) -> None:
+    data = tmp_path / "rooms.json"
+    store = TinyDBStore(data, compact_after=1000)
+    for i in range(3):
+        store.insert(RoomRecord(id=f"r{i}", title=f"room {i}"))
+    store._journal.close()  # a crash: no compaction at close
+    store._release()
+    journal = (tmp_path / "rooms.json.journal").read_bytes()
+    assert journal
+    for damaged in (b"", b"   \n"):
+        data.write_bytes(damaged)
+        with pytest.raises(StorageError, match=r"empty but its journal.*Nothing was changed"):
+            TinyDBStore(data)
+        assert data.read_bytes() == damaged and (tmp_path / "rooms.json.journal").read_bytes() == journal
+    data.write_bytes(b'{"room_infos": {')
+    with pytest.raises(StorageError, match="does not parse"):
+        TinyDBStore(data)
+    assert (tmp_path / "rooms.json.journal").read_bytes() == journal
+
+
+# -- stored rows that break the contract (row 10) ---------------------------------------------------
+
+
+def test_broken_stored_rows_never_break_list_and_are_a_clear_500_alone(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    good = api.create(title="good")["id"]
+    api.server.store.insert(RoomRecord(id="bad-status", title="nine", anchor="ann", anchor_id="ann", status=9))
+    api.server.store.insert(RoomRecord(id="", title="no id", anchor="ann", anchor_id="ann"))
+    body = {"user_id": "ann", "page_num": 1, "page_size": 50}
+    with caplog.at_level(logging.WARNING, logger="livekit_demo"):
+        assert [r["id"] for r in api.ok("list", body)] == [good]
+        assert [r["id"] for r in api.ok("list", body)] == [good]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and any("status 9" in w for w in warnings) and any("no id" in w for w in warnings)
+    for call in ("get", "start", "stop"):
+        assert_error(api.call(call, {"id": "bad-status", "user_id": "ann"}), 500, "'bad-status'", "status 9")
+    assert_error(api.call("update", {"id": "bad-status", "title": "x"}), 500, "status 9")
+    assert api.ok("get", {"id": good, "user_id": "ann"})["title"] == "good"
+    api.ok("delete", {"id": "bad-status", "user_id": "ann"})  # its anchor can still remove it
+    assert api.server.store.get("bad-status") is None
+
+
+# -- secrets and start-up errors (rows 7 and 8) -----------------------------------------------------
+
+
+def test_secret_values_never_appear_in_settings_errors_or_shown_addresses() -> None:
+    from livekit_demo.storage._dsn import safe_url
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.build(env={}, live_stream={"push_auth_key": ["Pa55-Secret-Value"]})
+    assert "Pa55-Secret-Value" not in str(caught.value) and "push_auth_key" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.build(env={}, auth={"jwt_secret": 12345678901234567890})
+    assert "12345678901234567890" not in str(caught.value)
+    with pytest.raises(StorageError) as refused:
+        SqlStore("mysql://root:p@ss:1@127.0.0.1/db")
+    assert "ss:1" not in str(refused.value) and "does not parse" in str(refused.value)
+    assert safe_url("postgresql://u@h/db?password=Sekr1t&sslmode=require") == "postgresql://u@h/db?password=***&sslmode=require"
+    assert safe_url("root:pa@ss:wd@tcp(h:3306)/live?charset=utf8mb4") == "root:***@tcp(h:3306)/live?charset=utf8mb4"
+
+
+def _serve_fails(tmp_path: Path, *args: str, timeout: float = 30) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_DEMO_", "SPF_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "livekit_demo", "serve", "--port", "0", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: "), done.stderr
+    return done.stderr
+
+
+def test_bad_files_and_addresses_at_start_are_one_line_errors(tmp_path: Path) -> None:
+    deep = tmp_path / "deep" / "rooms.json"
+    deep.parent.mkdir()
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in _serve_fails(tmp_path, "--storage", str(deep))
+    assert deep.read_text().startswith("[[[")  # nothing rewritten
+    config = tmp_path / "bad-secret.json"
+    (tmp_path / "jwt.secret").write_bytes(b"\xff\xfe not text")
+    config.write_text(json.dumps({"auth": {"secret_file": str(tmp_path / "jwt.secret")}}))
+    assert "not UTF-8" in _serve_fails(tmp_path, "--storage", "memory", "--config", str(config))
+    (tmp_path / "latin1.json").write_bytes(b'{"auth": {"admins": ["\xe9"]}}')
+    assert "not UTF-8" in _serve_fails(tmp_path, "--config", str(tmp_path / "latin1.json"))
+    (tmp_path / "deep-config.json").write_text('{"auth": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert "nested too deeply" in _serve_fails(tmp_path, "--config", str(tmp_path / "deep-config.json"))
+    said = _serve_fails(tmp_path, "--storage", "mysql://root:p@ss:1@127.0.0.1/db")
+    assert "ss:1" not in said and "does not parse" in said
+    typed = tmp_path / "typed.json"
+    typed.write_text(json.dumps({"live_im": {"app_sign": {"v": "Very-Secret-Sign"}}}))
+    said = _serve_fails(tmp_path, "--config", str(typed))
+    assert "Very-Secret-Sign" not in said and "live_im.app_sign" in said
+
+
+# -- disk full (row 13) -----------------------------------------------------------------------------
+
+
+class _FullDisk:
+    """os.write for the journal failing with ENOSPC, as on a full disk."""
+
+    def __init__(self) -> None:
+        self.full = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: object) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)  # type: ignore[arg-type]
+
+
+def test_a_full_disk_is_a_507_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import livekit_demo.storage._journal as journal_module
+
+    api = Api(storage=str(tmp_path / "rooms.json"))
+    room = api.create()["id"]
+    before = api.stored()
+    disk = _FullDisk()
+    monkeypatch.setattr(journal_module, "os", disk)
+    assert_error(api.call("create", {"title": "t", "anchor": "ann"}), 507, "disk is full")
+    assert_error(api.call("start", {"id": room, "user_id": "ann"}), 507, "disk is full")
+    assert api.stored() == before
+    disk.full = False
+    api.ok("start", {"id": room, "user_id": "ann"})
+    api.server.close()
+
+
+def test_a_full_sqlite_database_is_a_507(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    api = Api(storage=f"sqlite:///{tmp_path / 'rooms.db'}")
+    engine = api.server.store._engine  # type: ignore[attr-defined]
+    engine.dispose()
+
+    @sa.event.listens_for(engine, "connect")
+    def _small(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA max_page_count = 20")  # type: ignore[attr-defined]
+
+    api.create()
+    r = None
+    for _ in range(40):
+        r = api.call("create", {"title": "t", "anchor": "ann", "extends": "x" * 60_000})
+        if r.status_code != 200:
+            break
+    assert r is not None
+    assert_error(r, 507, "full")
+    api.server.close()
+
+
+def test_openapi_lists_503_and_507_where_they_can_happen() -> None:
+    doc = Api().http.get("/openapi.json").json()["paths"]
+    assert {"503", "507"} <= set(doc[f"{API}/create"]["post"]["responses"])
+    assert "Retry-After" in doc[f"{API}/list"]["post"]["responses"]["503"]["headers"]
+    assert "507" not in doc[f"{API}/list"]["post"]["responses"]
+    assert "503" not in doc["/login"]["post"]["responses"]
