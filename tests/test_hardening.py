@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 from test_api import ADMIN_HASH, Api, assert_error
-from test_api import api as every_engine_api  # noqa: F401  (the fixture `api`: the contract on every engine)
 
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
@@ -34,6 +34,18 @@ from conftest import STORE_PARAMS, storage_setting
 from sql_databases import connect
 
 API = "/api/v1/live"
+
+
+@pytest.fixture(params=STORE_PARAMS)
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """An `Api` on each storage engine in turn."""
+    made = Api(storage=storage_setting(request.param, tmp_path))
+    try:
+        yield made
+    finally:
+        made.server.close()
+
+
 CONTRACT_DDL = (Path(__file__).parents[1] / "livekit_demo" / "storage" / "room_infos.sql").read_text(encoding="utf-8")
 
 
@@ -50,7 +62,8 @@ CONTRACT_DDL = (Path(__file__).parents[1] / "livekit_demo" / "storage" / "room_i
     ],
     ids=["create-title", "create-extends", "update-notice", "member-nick"],
 )
-def test_nul_in_text_is_a_400_naming_the_field_on_every_engine(api: Api, call: str, body: dict[str, object], field: str) -> None:
+def test_nul_in_text_is_a_400_naming_the_field_on_every_engine(served: Api, call: str, body: dict[str, object], field: str) -> None:
+    api = served
     room = api.create(mode=1)["id"]
     body = {k: (room if v == "ROOM" else v) for k, v in body.items()}
     before = api.stored()
@@ -59,7 +72,8 @@ def test_nul_in_text_is_a_400_naming_the_field_on_every_engine(api: Api, call: s
     assert api.stored() == before
 
 
-def test_a_huge_bad_value_is_not_echoed_back_whole(api: Api) -> None:
+def test_a_huge_bad_value_is_not_echoed_back_whole(served: Api) -> None:
+    api = served
     huge = "x" * 100_000
     r = api.call("token", {"user_id": "ann", "device_id": "d", "device_type": huge})
     assert_error(r, 400, "device_type")
@@ -215,7 +229,8 @@ def test_rooms_per_user_are_capped_on_every_engine(engine: str, tmp_path: Path) 
         api.server.close()
 
 
-def test_room_ids_are_compared_exactly_on_every_engine(api: Api) -> None:
+def test_room_ids_are_compared_exactly_on_every_engine(served: Api) -> None:
+    api = served
     room = api.create()["id"]
     for variant in (room.upper(), room + " "):
         assert_error(api.call("get", {"id": variant, "user_id": "ann"}), 404, "room not found")
@@ -308,7 +323,8 @@ def test_tinydb_refuses_an_empty_snapshot_whose_journal_holds_writes(tmp_path: P
 # -- stored rows that break the contract (row 10) ---------------------------------------------------
 
 
-def test_broken_stored_rows_never_break_list_and_are_a_clear_500_alone(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_stored_rows_never_break_list_and_are_a_clear_500_alone(served: Api, caplog: pytest.LogCaptureFixture) -> None:
+    api = served
     good = api.create(title="good")["id"]
     api.server.store.insert(RoomRecord(id="bad-status", title="nine", anchor="ann", anchor_id="ann", status=9))
     api.server.store.insert(RoomRecord(id="", title="no id", anchor="ann", anchor_id="ann"))
