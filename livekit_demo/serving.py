@@ -17,7 +17,7 @@ from .exceptions import SettingsError
 from .settings import Settings
 from .storage._dsn import safe_url
 
-__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers", "connection_limit"]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -96,7 +96,33 @@ def app_factory() -> Any:
     from .app_server import AppServer
 
     data = json.loads(os.environ[_SETTINGS_ENV])
-    return create_app(AppServer(Settings.build(env={}, **data)))
+    settings = Settings.build(env={}, **data)
+    _guard_connections(settings)
+    from .connection_guard import guard_app
+
+    return guard_app(create_app(AppServer(settings)))
+
+
+def connection_limit(wanted: int) -> int:
+    """`wanted` connections, or fewer so that they fit the open-file limit with room to spare."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Unix
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    # Files, the database's connections, the log: keep a share of descriptors for them.
+    return max(16, min(wanted, soft - max(64, soft // 8)))
+
+
+def _guard_connections(settings: Settings) -> int:
+    from .connection_guard import configure
+
+    limit = connection_limit(settings.server.max_connections)
+    configure(read_timeout=settings.server.read_timeout, max_connections=limit)
+    return limit
 
 
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
@@ -116,15 +142,23 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         )
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
+    from .connection_guard import GuardedH11Protocol, guard_app
+
+    limit = _guard_connections(settings)
     config_args: dict[str, Any] = {
         "log_level": settings.server.log_level,
         # uvicorn's access log would write ?token=... query strings; our api logs requests without them
         "access_log": False,
         "lifespan": "on",
+        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
+        # closed to make room, and a bound on requests in flight (more get 503).
+        "http": GuardedH11Protocol,
+        "limit_concurrency": limit + 16,
+        "timeout_keep_alive": settings.server.keep_alive,
     }
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
-        app = create_app(AppServer(settings))
+        app = guard_app(create_app(AppServer(settings)))
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return

@@ -164,9 +164,16 @@ class ServerSettings:
     max_body: int = 1048576
     workers: int = 1
     log_level: str = "warning"
+    # `serve` only: open connections per process (fewer when the open-file limit is lower), seconds
+    # a kept-alive connection may idle, and seconds a client has to send a whole request.
+    max_connections: int = 1000
+    keep_alive: int = 5
+    read_timeout: int = 20
 
     def _check(self) -> None:
         _require(0 <= self.port <= 65535, "server.port", "must be between 0 and 65535")
+        for key in ("max_connections", "keep_alive", "read_timeout"):
+            _require(getattr(self, key) > 0, f"server.{key}", "must be a positive number")
         _require(self.max_body > 0, "server.max_body", "must be a positive number of bytes")
         _require(self.workers >= 1, "server.workers", "must be at least 1")
         levels = ("critical", "error", "warning", "info", "debug")

@@ -6,18 +6,24 @@ serve` through tests/server_process.py, on loopback, bounded in count and time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import json
 import logging
 import os
+import resource
+import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 from test_api import ADMIN_HASH, Api, assert_error
@@ -456,3 +462,109 @@ def test_openapi_lists_503_and_507_where_they_can_happen() -> None:
     assert "Retry-After" in doc[f"{API}/list"]["post"]["responses"]["503"]["headers"]
     assert "507" not in doc[f"{API}/list"]["post"]["responses"]
     assert "503" not in doc["/login"]["post"]["responses"]
+
+
+# -- connection hygiene in `serve` (row 1) ----------------------------------------------------------
+
+
+@contextmanager
+def _serve_limited(tmp_path: Path, nofile: int, config: dict[str, object] | None = None, *args: str) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
+    """`serve` (memory storage) under an open-file limit of `nofile`; yields its URL, process and stderr file."""
+    command = [sys.executable, "-m", "livekit_demo", "serve", "--port", "0", "--storage", "memory", *args]
+    if config is not None:
+        (tmp_path / "limited.json").write_text(json.dumps(config))
+        command += ["--config", str(tmp_path / "limited.json")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_DEMO_", "SPF_"))}
+    stderr = tmp_path / "limited.stderr.log"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env, preexec_fn=limit)
+    try:
+        assert proc.stdout is not None
+        url = next(line.split("client:", 1)[1].strip() for line in proc.stdout if "Enter this base URL" in line)
+        yield url, proc, stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    return host, int(port)
+
+
+def test_idle_and_half_sent_sockets_do_not_starve_normal_clients(tmp_path: Path) -> None:
+    # The issue's case scaled down: 2,000 idle sockets under a 1,024-file limit becomes 600 under 256.
+    with _serve_limited(tmp_path, 256) as (url, proc, stderr):
+        address = _address(url)
+        hogs: list[socket.socket] = []
+        try:
+            for i in range(600):
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(address)
+                if i % 3 == 0:
+                    with contextlib.suppress(OSError):
+                        sock.send(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Le")  # a head that never ends
+                hogs.append(sock)
+            answered = 0
+            with httpx.Client(base_url=url, timeout=10) as http:
+                for _ in range(6):
+                    r = http.post("/login", json={"username": "ann", "password": "ann"}, headers={"Connection": "close"})
+                    answered += r.status_code == 200
+            assert answered == 6
+        finally:
+            for sock in hogs:
+                sock.close()
+        assert proc.poll() is None
+    log = stderr.read_text()
+    assert log.count("accept") <= 5, log[-2000:]
+
+
+def test_a_request_that_never_finishes_arriving_is_cut_off(tmp_path: Path) -> None:
+    with _serve_limited(tmp_path, 1024, {"server": {"read_timeout": 2, "keep_alive": 1}}) as (url, _proc, _):
+        address = _address(url)
+        silent = socket.create_connection(address, timeout=20)
+        trickle = socket.create_connection(address, timeout=20)
+        body = socket.create_connection(address, timeout=20)
+        try:
+            trickle.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\n")
+            body.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            started = time.monotonic()
+            for sock in (silent, trickle, body):
+                while True:  # keep trickling; the server must still close the connection
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ") if sock is not silent else None
+                    sock.settimeout(0.5)
+                    try:
+                        if sock.recv(4096) == b"":
+                            break
+                    except TimeoutError:
+                        pass
+                    except ConnectionResetError:
+                        break
+                    assert time.monotonic() - started < 30, "a slow request was never cut off"
+        finally:
+            for sock in (silent, trickle, body):
+                sock.close()
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.post("/login", json={"username": "ann", "password": "ann"}).status_code == 200
+
+
+def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    from livekit_demo.connection_guard import _AcceptErrors
+
+    loop = asyncio.new_event_loop()
+    try:
+        handler = _AcceptErrors(loop)
+        with caplog.at_level(logging.WARNING, logger="livekit_demo.serving"):
+            for _ in range(1000):
+                handler(loop, {"message": "socket.accept() out of system resource", "exception": OSError(errno.EMFILE, "Too many open files")})
+        assert len([r for r in caplog.records if "cannot accept" in r.getMessage()]) == 1
+    finally:
+        loop.close()
