@@ -37,6 +37,7 @@ from livekit_demo.storage import TinyDBStore
 from livekit_demo.storage.sql import SqlStore
 
 from conftest import STORE_PARAMS, storage_setting
+from server_process import login_headers, serve_process
 from sql_databases import connect
 
 API = "/api/v1/live"
@@ -568,3 +569,133 @@ def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFix
         assert len([r for r in caplog.records if "cannot accept" in r.getMessage()]) == 1
     finally:
         loop.close()
+
+
+# -- a database that is down or hung (row 2) --------------------------------------------------------
+
+
+class _Proxy:
+    """A loopback TCP relay to a database that can be made to hang (accept, never answer) and recover."""
+
+    def __init__(self, target: tuple[str, int] | None) -> None:
+        self.target = target  # None: a database that accepts and never answers, from the start
+        self.hung = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._closed = False
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self._socks.append(client)
+            if self.target is None or self.hung.is_set():
+                continue  # held open, never answered
+            upstream = socket.create_connection(self.target)
+            self._socks.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self._closed:
+                if self.hung.is_set():
+                    time.sleep(0.05)  # stop relaying: whatever is sent waits, unanswered
+                    continue
+                source.settimeout(0.2)
+                try:
+                    data = source.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        for sock in self._socks:
+            sock.close()
+
+
+_SQL_TIMEOUTS = {"connect_timeout": 1, "read_timeout": 2, "pool_timeout": 1}
+
+
+@pytest.mark.parametrize("kind", [pytest.param("mysql", marks=pytest.mark.mysql), pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_a_hung_database_is_a_quick_503_starves_nothing_and_recovers(tmp_path: Path, kind: str) -> None:
+    import sqlalchemy as sa
+
+    real = sa.engine.make_url(storage_setting(kind, tmp_path))
+    proxy = _Proxy((real.host or "127.0.0.1", real.port or (3306 if kind == "mysql" else 5432)))
+    try:
+        url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        config = {"storage": {"type": kind, "url": url, **_SQL_TIMEOUTS}}
+        with serve_process(tmp_path, config=config) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+            auth = login_headers(http, "ann")
+            room = http.post(f"{API}/create", json={"title": "t", "anchor": "ann"}, headers=auth).json()["id"]
+            proxy.hung.set()
+            results: list[httpx.Response] = []
+
+            def call() -> None:
+                with httpx.Client(base_url=server.url, timeout=20) as own:
+                    results.append(own.post(f"{API}/get", json={"id": room, "user_id": "ann"}, headers=auth))
+
+            threads = [threading.Thread(target=call) for _ in range(30)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)
+            # Meanwhile, calls that need no database are answered (login hashes in its own pool).
+            assert http.post("/login", json={"username": "bob", "password": "bob"}).status_code == 200
+            assert http.post(f"{API}/refresh_token", headers=auth).status_code == 200
+            for thread in threads:
+                thread.join(timeout=30)
+            assert len(results) == 30 and {r.status_code for r in results} == {503}, {r.status_code for r in results}
+            assert all(int(r.headers["Retry-After"]) > 0 for r in results)
+            assert "database" in results[0].json()["message"]
+            proxy.hung.clear()  # the database answers again: no restart needed
+            deadline = time.monotonic() + 30
+            while (r := http.post(f"{API}/get", json={"id": room, "user_id": "ann"}, headers=auth)).status_code != 200:
+                assert r.status_code == 503 and time.monotonic() < deadline, r.text
+                time.sleep(0.5)
+            assert "Traceback" not in server.stderr()
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "postgresql"])
+def test_serve_refuses_to_start_when_the_database_never_answers(tmp_path: Path, scheme: str) -> None:
+    proxy = _Proxy(None)
+    try:
+        config = tmp_path / "hung.json"
+        config.write_text(json.dumps({"storage": {"type": scheme, "url": f"{scheme}://root:pw@127.0.0.1:{proxy.port}/test", **_SQL_TIMEOUTS}}))
+        said = _serve_fails(tmp_path, "--config", str(config), timeout=40)
+        assert "connect_timeout" in said and "pw" not in said.replace("pw@", ""), said
+    finally:
+        proxy.close()
+
+
+# -- client disconnects (row 11) ---------------------------------------------------------------------
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error(tmp_path: Path) -> None:
+    with serve_process(tmp_path, "--storage", "memory", "--log-level", "info") as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        auth = login_headers(http, "ann")
+        address = _address(server.url)
+        for _ in range(20):
+            with socket.create_connection(address, timeout=10) as sock:
+                head = f"POST {API}/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+                sock.sendall(f"{head}Authorization: {auth['Authorization']}\r\n\r\n{{\"title\": ".encode())
+                time.sleep(0.05)
+        assert http.post(f"{API}/list", json={"user_id": "ann", "page_num": 1, "page_size": 1}, headers=auth).json() == []
+        time.sleep(0.5)
+        log = server.stderr()
+    assert "internal error" not in log and "Traceback" not in log, log[-2000:]
