@@ -5,7 +5,8 @@ finishes sending a request (silent, or headers and body trickling in) is kept fo
 the process runs out of file descriptors asyncio logs every failed `accept()`, many times a second.
 So with the common limit of 1,024 files, a couple of thousand idle sockets starve every real client.
 
-`GuardedH11Protocol` adds three rules:
+`GuardedHttpProtocol` (uvicorn's httptools protocol when installed, the `fast` extra, else its h11
+one) adds three rules:
 
 - a request must arrive whole (headers and body) within `read_timeout` seconds of the connection
   opening or of the previous answer, or the connection is closed;
@@ -15,7 +16,7 @@ So with the common limit of 1,024 files, a couple of thousand idle sockets starv
 - accept errors are logged once per `LOG_INTERVAL` seconds with a count, not once per attempt.
 
 The settings are class attributes, set by `configure` before the server starts (in each worker
-process too, since workers build their protocol from uvicorn's config by class).
+process too: uvicorn's config names the class by its import path, `PROTOCOL`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+try:  # what uvicorn's http="auto" picks: httptools when installed, else h11
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+except ImportError:
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
-__all__ = ["GuardedH11Protocol", "configure", "guard_app", "LOG_INTERVAL"]
+__all__ = ["GuardedHttpProtocol", "PROTOCOL", "configure", "guard_app", "LOG_INTERVAL"]
+
+PROTOCOL = "livekit_demo.connection_guard:GuardedHttpProtocol"
+"""The protocol as uvicorn's `http` option takes it (a string travels to worker processes)."""
 
 log = logging.getLogger("livekit_demo.serving")
 LOG_INTERVAL = 10.0  # seconds between two reports of accept errors
@@ -35,9 +42,9 @@ _ACCEPT_ERROR = "socket.accept() out of system resource"
 
 
 def configure(*, read_timeout: float, max_connections: int) -> None:
-    """Set the limits every `GuardedH11Protocol` of this process applies."""
-    GuardedH11Protocol.read_timeout = read_timeout
-    GuardedH11Protocol.max_connections = max_connections
+    """Set the limits every `GuardedHttpProtocol` of this process applies."""
+    GuardedHttpProtocol.read_timeout = read_timeout
+    GuardedHttpProtocol.max_connections = max_connections
 
 
 def guard_app(app: Any) -> Any:
@@ -75,7 +82,7 @@ class _AcceptErrors:
             else:
                 loop.default_exception_handler(context)
             return
-        GuardedH11Protocol.make_room(loop)
+        GuardedHttpProtocol.make_room(loop)
         self._unreported += 1
         now = time.monotonic()
         if now - self._reported_at >= LOG_INTERVAL:
@@ -87,12 +94,12 @@ class _AcceptErrors:
             self._unreported = 0
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a whole-request deadline and room made by closing idle connections."""
+class GuardedHttpProtocol(_Base):
+    """uvicorn's HTTP/1.1 protocol with a whole-request deadline and room made by closing idle connections."""
 
     read_timeout: float = 20.0
     max_connections: int = 1000
-    _open: ClassVar[dict[asyncio.AbstractEventLoop, dict[GuardedH11Protocol, None]]] = {}  # per loop, oldest first
+    _open: ClassVar[dict[asyncio.AbstractEventLoop, dict[GuardedHttpProtocol, None]]] = {}  # per loop, oldest first
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -111,8 +118,8 @@ class GuardedH11Protocol(H11Protocol):
         self._open.get(self.loop, {}).pop(self, None)
         super().connection_lost(exc)
 
-    def handle_events(self) -> None:
-        super().handle_events()
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
         if self._received_whole_request():
             self._disarm()
 

@@ -126,6 +126,11 @@ REQUESTS: dict[str, Schema] = {
     "stop": _ROOM_AS_USER,
     "delete": _ROOM_AS_USER,
     "getMeetingInfo": Schema("GetMeetingInfoRequest", (_ROOM_ID,)),
+    "heartbeat": Schema(
+        "HeartbeatRequest",
+        (_ROOM_ID, _user("user_id", "the watching viewer; must be the token's user unless that user is an admin")),
+        description="Ours (SPEC 14): a viewer counts as online for 30 s after its last heartbeat.",
+    ),
     "updateMeetingInfo": Schema(
         "MeetingActionRequest",
         (
@@ -211,4 +216,6 @@ COMPONENTS: dict[str, JSONDict] = {
     ),
     "MeetingInfo": _obj({"members": {"type": "array", "items": _ref("MeetingMember")}}),
     "RoomList": {"type": "array", "items": _ref("RoomInfo")},
+    "HeartbeatResponse": _obj({"code": {"type": "integer", "enum": [200]}, "online_count": _INT}),
+    "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

@@ -13,11 +13,22 @@ import socket
 import sys
 from typing import Any, TextIO
 
-from .exceptions import SettingsError
+from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
 from .storage._dsn import safe_url
 
-__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers", "connection_limit"]
+__all__ = [
+    "serve",
+    "import_uvicorn",
+    "uvicorn_options",
+    "bind_socket",
+    "base_urls",
+    "is_loopback",
+    "local_addresses",
+    "app_factory",
+    "check_workers",
+    "connection_limit",
+]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -55,12 +66,16 @@ def local_addresses() -> list[str]:
 
 
 def base_urls(host: str, port: int) -> list[str]:
-    """The base URLs to enter in a client; one per address for a wildcard host."""
+    """The base URLs to enter in a client (no trailing slash); one per address for a wildcard host.
+
+    No trailing slash: the web, uni-app and iOS clients build ``base + "/api/..."``, so a pasted
+    ``.../`` would make every call ``//api/...``.
+    """
     if host in ("0.0.0.0", "::", ""):
         addresses = local_addresses() or ["127.0.0.1"]
-        return [f"http://{a}:{port}/" for a in addresses]
+        return [f"http://{a}:{port}" for a in addresses]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}/"]
+    return [f"http://{shown}:{port}"]
 
 
 def check_workers(settings: Settings) -> None:
@@ -90,6 +105,27 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
+
+    `loop` stays uvicorn's "auto": uvloop when installed (the `fast` extra), else asyncio; `http` is
+    uvicorn's own choice (httptools when installed, else h11) with our connection guard on top.
+    """
+    from .connection_guard import PROTOCOL
+
+    return {
+        "log_level": settings.server.log_level,
+        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
+        "access_log": False,
+        "lifespan": "on",
+        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
+        # closed to make room, and a bound on requests in flight (more get 503).
+        "http": PROTOCOL,
+        "limit_concurrency": connection_limit(settings.server.max_connections) + 16,
+        "timeout_keep_alive": settings.server.keep_alive,
+    }
+
+
 def app_factory() -> Any:
     """Build the app in a worker process from the settings the parent handed over."""
     from .api import create_app
@@ -117,17 +153,27 @@ def connection_limit(wanted: int) -> int:
     return max(16, min(wanted, soft - max(64, soft // 8)))
 
 
-def _guard_connections(settings: Settings) -> int:
+def _guard_connections(settings: Settings) -> None:
     from .connection_guard import configure
 
-    limit = connection_limit(settings.server.max_connections)
-    configure(read_timeout=settings.server.read_timeout, max_connections=limit)
-    return limit
+    configure(read_timeout=settings.server.read_timeout, max_connections=connection_limit(settings.server.max_connections))
+
+
+def import_uvicorn() -> Any:
+    """The uvicorn module, or a `LivekitDemoError` saying how to get it (a browser tab has none, and no sockets)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise LivekitDemoError(
+            "serving over HTTP needs uvicorn (pip install uvicorn); without it, e.g. in a browser tab, "
+            "livekit_demo.start_server(inprocess=True) serves in-process"
+        ) from None
+    return uvicorn
 
 
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     """Run until interrupted; print the base URL(s) first."""
-    import uvicorn
+    uvicorn = import_uvicorn()
 
     from .api import create_app
     from .app_server import AppServer
@@ -142,20 +188,10 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         )
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
-    from .connection_guard import GuardedH11Protocol, guard_app
+    from .connection_guard import guard_app
 
-    limit = _guard_connections(settings)
-    config_args: dict[str, Any] = {
-        "log_level": settings.server.log_level,
-        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
-        "access_log": False,
-        "lifespan": "on",
-        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
-        # closed to make room, and a bound on requests in flight (more get 503).
-        "http": GuardedH11Protocol,
-        "limit_concurrency": limit + 16,
-        "timeout_keep_alive": settings.server.keep_alive,
-    }
+    _guard_connections(settings)
+    config_args = uvicorn_options(settings)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
         app = guard_app(create_app(AppServer(settings)))
