@@ -17,12 +17,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+from anyio.lowlevel import RunVar
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -33,16 +34,20 @@ from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, pars
 from .exceptions import (
     AppServerError,
     BadRequest,
+    InsufficientStorage,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
+    StorageFull,
+    StorageUnavailable,
     TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
-from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
+from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
 from .runner import threads_available
 from .schemas import REQUESTS
 
@@ -167,14 +172,16 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
                 actor = server.auth.verify(token)
             fields = schema.validate(_parse_json(body)) if schema is not None else {}
             call = _call_context(request)
-            if (op.blocking or server.store.blocking) and not inline:
-                # A database call or password hashing would stall every other request: off the loop.
-                result = await run_in_threadpool(op.handler, server, actor, fields, call)
-            else:
-                result = op.handler(server, actor, fields, call)
+            result = await _run(op, server, actor, fields, call, inline=inline)
             response: Response = JSONResponse(result)
         except AppServerError as exc:
             response = error_response(exc)
+        except (StorageFull, StorageUnavailable) as exc:
+            response = _storage_fault(request, exc)
+        except ClientDisconnect:
+            # The client went away mid-body: nobody reads this answer, and it is not our fault.
+            log.debug("%s %s: the client disconnected before sending the whole body", request.method, request.url.path)
+            response = Response(status_code=400)
         except Exception:
             log.exception("internal error in %s %s", request.method, request.url.path)
             response = error_response(InternalError("internal server error; the server log has the details"))
@@ -183,6 +190,50 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
 
     endpoint.__name__ = op.name
     return endpoint
+
+
+_RETRY_AFTER = 5  # seconds a client is asked to wait when the database is not answering
+_LIMITERS: RunVar[dict[int, tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]]] = RunVar("livekit_demo_limiters")
+
+
+def _limiters(server: AppServer) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+    """This event loop's thread limiters for `server`: (database calls, password hashing)."""
+    try:
+        per_server = _LIMITERS.get()
+    except LookupError:
+        per_server = {}
+        _LIMITERS.set(per_server)
+    found = per_server.get(id(server))
+    if found is None:
+        # Separate pools: calls stuck on a hung database can fill theirs, never the logins' one.
+        hashing = server.settings.auth.max_concurrent_hashes
+        found = per_server[id(server)] = (anyio.CapacityLimiter(_DB_THREADS), anyio.CapacityLimiter(hashing + 2))
+    return found
+
+
+_DB_THREADS = 15  # SQLAlchemy's default pool: 5 connections plus 10 overflow
+run_in_thread = anyio.to_thread.run_sync  # one name for every hand-off to a thread (tests replace it)
+
+
+async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: CallContext, *, inline: bool = False) -> Any:
+    """Run a handler: inline on the loop, or in the thread pool its kind of blocking work gets."""
+    if inline:  # no threads here (Pyodide): everything on the caller's stack
+        return op.handler(server, actor, fields, call)
+    db_limiter, hash_limiter = _limiters(server)
+    if op.blocking:
+        # Password hashing would stall every other request: off the loop, in its own bounded pool.
+        return await run_in_thread(op.handler, server, actor, fields, call, limiter=hash_limiter)
+    if not server.store.blocking or op.name in STORE_FREE:
+        return op.handler(server, actor, fields, call)
+    # A database call: off the loop, and answered within a bound even when the database hangs
+    # (the thread is left to finish on the driver's own timeouts; its pool slot stays taken until then).
+    storage = server.settings.storage
+    deadline = storage.connect_timeout + storage.read_timeout + storage.pool_timeout
+    try:
+        with anyio.fail_after(deadline):
+            return await run_in_thread(op.handler, server, actor, fields, call, limiter=db_limiter, abandon_on_cancel=True)
+    except TimeoutError:
+        raise ServiceUnavailable(f"the database did not answer within {deadline} s; try again shortly", retry_after=_RETRY_AFTER) from None
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -227,22 +278,29 @@ async def _push_callback(request: Request) -> Response:
         )  # fmt: skip
         fields = dataclasses.asdict(parse_push_event(params))
         call = _call_context(request)
-        if server.store.blocking and not inline:
-            result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
-        else:
-            result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
+        result = await _run(PUSH_CALLBACK, server, ANONYMOUS, fields, call, inline=inline)
         response: Response = JSONResponse(result)
     except AppServerError as exc:
         response = error_response(exc)
+    except (StorageFull, StorageUnavailable) as exc:
+        response = _storage_fault(request, exc)
     except Exception:
         log.exception("internal error in %s %s", request.method, request.url.path)
         response = error_response(InternalError("internal server error; the server log has the details"))
     return response
 
 
+def _storage_fault(request: Request, exc: StorageFull | StorageUnavailable) -> Response:
+    """507 for a full disk, 503 + Retry-After for a database that does not answer; logged without a traceback."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    if isinstance(exc, StorageFull):
+        return error_response(InsufficientStorage(str(exc)))
+    return error_response(ServiceUnavailable(f"the database is not answering; try again shortly ({exc})", retry_after=_RETRY_AFTER))
+
+
 def error_response(exc: AppServerError) -> JSONResponse:
     """The contract's Status body with the same HTTP status."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (TooManyRequests, ServiceUnavailable)) else None
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 

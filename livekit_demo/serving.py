@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
+from .storage._dsn import safe_url
 
 __all__ = [
     "serve",
@@ -26,6 +27,7 @@ __all__ = [
     "local_addresses",
     "app_factory",
     "check_workers",
+    "connection_limit",
 ]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
@@ -110,14 +112,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
 
-    `http` and `loop` stay uvicorn's "auto": httptools and uvloop when installed (the `fast` extra),
-    else h11 and asyncio.
+    `loop` stays uvicorn's "auto": uvloop when installed (the `fast` extra), else asyncio; `http` is
+    uvicorn's own choice (httptools when installed, else h11) with our connection guard on top.
     """
+    from .connection_guard import PROTOCOL
+
     return {
         "log_level": settings.server.log_level,
         # uvicorn's access log would write ?token=... query strings; our api logs requests without them
         "access_log": False,
         "lifespan": "on",
+        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
+        # closed to make room, and a bound on requests in flight (more get 503).
+        "http": PROTOCOL,
+        "limit_concurrency": connection_limit(settings.server.max_connections) + 16,
+        "timeout_keep_alive": settings.server.keep_alive,
     }
 
 
@@ -127,7 +136,31 @@ def app_factory() -> Any:
     from .app_server import AppServer
 
     data = json.loads(os.environ[_SETTINGS_ENV])
-    return create_app(AppServer(Settings.build(env={}, **data)))
+    settings = Settings.build(env={}, **data)
+    _guard_connections(settings)
+    from .connection_guard import guard_app
+
+    return guard_app(create_app(AppServer(settings)))
+
+
+def connection_limit(wanted: int) -> int:
+    """`wanted` connections, or fewer so that they fit the open-file limit with room to spare."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Unix
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    # Files, the database's connections, the log: keep a share of descriptors for them.
+    return max(16, min(wanted, soft - max(64, soft // 8)))
+
+
+def _guard_connections(settings: Settings) -> None:
+    from .connection_guard import configure
+
+    configure(read_timeout=settings.server.read_timeout, max_connections=connection_limit(settings.server.max_connections))
 
 
 def import_uvicorn() -> Any:
@@ -159,6 +192,9 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         )
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
+    from .connection_guard import guard_app
+
+    _guard_connections(settings)
     config_args = uvicorn_options(settings)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
@@ -171,7 +207,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
                 print(line, file=out, flush=True)
 
             edge = LiveEdge(server, bind_host=host, http_port=port, announce=announce)
-        app = create_app(server, edge=edge)
+        app = guard_app(create_app(server, edge=edge))
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return
@@ -186,19 +222,9 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
 
 
 def _announce(settings: Settings, port: int, out: TextIO) -> None:
-    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
+    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
     for url in base_urls(settings.server.host, port):
         print(f"Enter this base URL in a client: {url}", file=out)
     out.flush()
-
-
-def _safe_url(url: str) -> str:
-    """A storage URL or DSN with any password hidden."""
-    if "@" not in url:
-        return url
-    head, _, tail = url.rpartition("@")
-    scheme, sep, creds = head.rpartition("://")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{tail}" if ":" in creds else url
