@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def test_local_addresses_are_never_loopback() -> None:
 def test_hash_password_reads_without_echo_twice(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import getpass
 
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     answers = iter(["s3cret", "s3cret", "one", "other"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))  # getpass reads without echo
     assert main(["hash-password"]) == 0
@@ -117,3 +119,26 @@ def test_hash_password_reads_without_echo_twice(monkeypatch: pytest.MonkeyPatch,
     assert verify_password("s3cret", printed) and "s3cret" not in printed
     assert main(["hash-password"]) == 2
     assert "differ" in capsys.readouterr().err
+
+
+def test_hash_password_at_end_of_input_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import getpass
+
+    def ctrl_d(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(getpass, "getpass", ctrl_d)
+    assert main(["hash-password"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no password given") and "--stdin" in err and "\n" not in err
+
+
+def test_hash_password_piped_without_stdin_flag_says_to_add_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "livekit_demo", "hash-password"], input="s3cret\n", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: the password comes from a pipe: add --stdin (echo PASSWORD | livekit-demo hash-password --stdin)"
+    ]
