@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 from .exceptions import SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers", "configure_request_log"]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -95,7 +96,30 @@ def app_factory() -> Any:
     from .app_server import AppServer
 
     data = json.loads(os.environ[_SETTINGS_ENV])
-    return create_app(AppServer(Settings.build(env={}, **data)))
+    settings = Settings.build(env={}, **data)
+    configure_request_log(settings.server.log_level)
+    return create_app(AppServer(settings))
+
+
+def configure_request_log(level: str, stream: TextIO | None = None) -> logging.Handler:
+    """Show our records (one line per request at INFO) on `stream` (default stderr).
+
+    On by default: the request lines show at the default level ``warning`` and at ``info``;
+    ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
+    phone arrive. Idempotent: a second call replaces the handler the first one added.
+    """
+    package = logging.getLogger("livekit_demo")
+    for old in [h for h in package.handlers if getattr(h, _OURS, False)]:
+        package.removeHandler(old)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    setattr(handler, _OURS, True)
+    package.addHandler(handler)
+    package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
+    return handler
+
+
+_OURS = "_livekit_demo_request_log"
 
 
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
@@ -121,6 +145,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         "access_log": False,
         "lifespan": "on",
     }
+    configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
         app = create_app(AppServer(settings))

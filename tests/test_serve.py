@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -28,6 +30,24 @@ def test_the_readme_walkthrough_against_a_real_process(tmp_path: Path) -> None:
         assert http.post("/api/v1/live/delete", json={"id": room["id"], "user_id": "ann"}, headers=auth).status_code == 200
         r = http.post("/api/v1/live/get", json={"id": room["id"], "user_id": "ann"}, headers=auth)
         assert r.status_code == 404 and r.json()["code"] == 404
+
+
+def test_serve_logs_one_line_per_request_without_tokens(tmp_path: Path) -> None:
+    with serve_process(tmp_path, "--storage", "memory") as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        auth = login_headers(http, "ann")
+        token = auth["Authorization"].split()[1]
+        room = http.post(f"/api/v1/live/create?token={token}", json={"title": "demo", "anchor": "ann"}).json()
+        http.post("/api/v1/live/get", json={"id": room["id"], "user_id": "ann"}, headers={"Authorization": "Bearer nonsense"})
+        deadline = time.monotonic() + 10
+        while server.stderr().count(" ms user=") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = server.stderr()
+    lines = [line for line in log.splitlines() if "livekit_demo.requests" in line]
+    assert len(lines) == 3, log
+    assert re.search(r" INFO livekit_demo\.requests: POST /login 200 [0-9.]+ ms user=ann$", lines[0]), lines
+    assert re.search(r": POST /api/v1/live/create 200 [0-9.]+ ms user=ann$", lines[1]), lines
+    assert re.search(r": POST /api/v1/live/get 401 [0-9.]+ ms user=-$", lines[2]), lines
+    assert token not in log and "nonsense" not in log
 
 
 def test_tinydb_rooms_and_tokens_survive_a_restart(tmp_path: Path) -> None:
