@@ -14,10 +14,21 @@ import socket
 import sys
 from typing import Any, TextIO
 
-from .exceptions import SettingsError
+from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers", "configure_request_log"]
+__all__ = [
+    "serve",
+    "import_uvicorn",
+    "uvicorn_options",
+    "bind_socket",
+    "base_urls",
+    "is_loopback",
+    "local_addresses",
+    "app_factory",
+    "check_workers",
+    "configure_request_log",
+]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -55,12 +66,16 @@ def local_addresses() -> list[str]:
 
 
 def base_urls(host: str, port: int) -> list[str]:
-    """The base URLs to enter in a client; one per address for a wildcard host."""
+    """The base URLs to enter in a client (no trailing slash); one per address for a wildcard host.
+
+    No trailing slash: the web, uni-app and iOS clients build ``base + "/api/..."``, so a pasted
+    ``.../`` would make every call ``//api/...``.
+    """
     if host in ("0.0.0.0", "::", ""):
         addresses = local_addresses() or ["127.0.0.1"]
-        return [f"http://{a}:{port}/" for a in addresses]
+        return [f"http://{a}:{port}" for a in addresses]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}/"]
+    return [f"http://{shown}:{port}"]
 
 
 def check_workers(settings: Settings) -> None:
@@ -88,6 +103,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
+
+    `http` and `loop` stay uvicorn's "auto": httptools and uvloop when installed (the `fast` extra),
+    else h11 and asyncio.
+    """
+    return {
+        "log_level": settings.server.log_level,
+        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
+        "access_log": False,
+        "lifespan": "on",
+    }
 
 
 def app_factory() -> Any:
@@ -122,9 +151,21 @@ def configure_request_log(level: str, stream: TextIO | None = None) -> logging.H
 _OURS = "_livekit_demo_request_log"
 
 
+def import_uvicorn() -> Any:
+    """The uvicorn module, or a `LivekitDemoError` saying how to get it (a browser tab has none, and no sockets)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise LivekitDemoError(
+            "serving over HTTP needs uvicorn (pip install uvicorn); without it, e.g. in a browser tab, "
+            "livekit_demo.start_server(inprocess=True) serves in-process"
+        ) from None
+    return uvicorn
+
+
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     """Run until interrupted; print the base URL(s) first."""
-    import uvicorn
+    uvicorn = import_uvicorn()
 
     from .api import create_app
     from .app_server import AppServer
@@ -139,13 +180,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         )
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
-    config_args: dict[str, Any] = {
-        "log_level": settings.server.log_level,
-        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
-        "access_log": False,
-        "lifespan": "on",
-    }
-    configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
+    config_args = uvicorn_options(settings)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
         app = create_app(AppServer(settings))

@@ -30,9 +30,10 @@ from typing import Any
 
 import httpx
 
+from ..client import transport_for_url
 from ..exceptions import LivekitDemoError
 from ..settings import Settings, load_config_file
-from . import _checks, _rooms  # noqa: F401  (they register the checks)
+from . import _callbacks, _checks, _rooms  # noqa: F401  (they register the checks)
 from ._base import (
     REGISTRY,
     Check,
@@ -219,6 +220,7 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
             app_name=s.live_stream.app_name, auth_expires=s.live_stream.auth_expires,
             rtc_app_id=s.live_mic.app_id, rtc_app_key=s.live_mic.app_key,
             im_app_id=s.live_im.app_id, im_app_key=s.live_im.app_key, max_body=s.server.max_body,
+            callback_host=s.live_stream.callback_signing_host, callback_auth_key=s.live_stream.callback_signing_key,
         )  # fmt: skip
     data = load_config_file(keys) if isinstance(keys, (str, os.PathLike)) else dict(keys)
     settings = Settings.build(env={}, **data)  # one clear error naming any bad key
@@ -232,6 +234,9 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
         app_name=settings.live_stream.app_name, auth_expires=settings.live_stream.auth_expires,
         rtc_app_id=given("live_mic", "app_id"), rtc_app_key=given("live_mic", "app_key"),
         im_app_id=given("live_im", "app_id"), im_app_key=given("live_im", "app_key"), max_body=settings.server.max_body,
+        # The callback signs with callback_host / callback_auth_key, defaulting to push_url / push_auth_key.
+        callback_host=given("live_stream", "callback_host") or given("live_stream", "push_url"),
+        callback_auth_key=given("live_stream", "callback_auth_key") or given("live_stream", "push_auth_key"),
     )  # fmt: skip
 
 
@@ -282,6 +287,8 @@ def run_checks(
     peer = _peer(second_user, username)
     known = load_keys(keys)
     started = time.perf_counter()
+    if transport is None:
+        transport = transport_for_url(base_url)  # an in-process server: its own transport
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, follow_redirects=False) as client:
         try:
             client.get("/")
