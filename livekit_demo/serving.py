@@ -181,6 +181,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
     config_args = uvicorn_options(settings)
+    configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
         app = create_app(AppServer(settings))
