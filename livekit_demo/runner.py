@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .app_server import AppServer
 
-__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "threads_available"]
+__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "was_stopped", "threads_available"]
 
 log = logging.getLogger("livekit_demo.server")
 
@@ -50,6 +50,7 @@ _POLL = 0.005  # seconds between readiness checks: short, since a start takes so
 
 _registry_lock = threading.Lock()
 _running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
+_stopped_urls: set[str] = set()  # where a server of ours served and no longer does: for clear client errors
 
 
 def threads_available() -> bool:
@@ -140,6 +141,8 @@ class ServerHandle:
             app_server.close()
             raise
         self.port = sock.getsockname()[1]
+        with _registry_lock:
+            _stopped_urls.discard(self.url)
         self.settings = self.settings.replace(server={"host": self.host, "port": self.port})
         self.app_server = app_server
         config = uvicorn.Config(
@@ -226,10 +229,11 @@ class ServerHandle:
         self._thread = None
 
     def _unregister(self) -> None:
-        """Leave the list of `running_servers()` (the first step of every stop)."""
+        """Leave the list of `running_servers()` (the first step of every stop); clients then hear "was stopped"."""
         with _registry_lock:
             if self in _running:
                 _running.remove(self)
+            _stopped_urls.add(self.url)
 
     def restart(self) -> ServerHandle:
         """Stop and start again on the same port, like restarting the server process.
@@ -361,3 +365,9 @@ def running_servers() -> list[ServerHandle]:
     """The servers `start_server` started that are still tracked, oldest first."""
     with _registry_lock:
         return list(_running)
+
+
+def was_stopped(url: str) -> bool:
+    """Whether a server that `start_server` started served at `url` and has been stopped since."""
+    with _registry_lock:
+        return url.rstrip("/") in _stopped_urls

@@ -80,7 +80,9 @@ def test_calls_before_login_and_to_a_dead_server_show_inline(make_panel: Callabl
     log_in(panel, "ann")
     server.stop()
     panel.room_list.reload.click()
-    assert panel.room_list.status_text.startswith("✗ list: no answer (ConnectError")
+    assert panel.room_list.status_text == (
+        f"✗ list: the server at {server.url} was stopped (server.stop() or a later start_server()); run start_server() again"
+    )
     panel.login_form.url.value = "not a url"
     panel.login_form.button.click()
     assert panel.login_form.status_text.startswith("✗ login: no answer")
