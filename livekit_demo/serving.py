@@ -78,6 +78,12 @@ def base_urls(host: str, port: int) -> list[str]:
     return [f"http://{shown}:{port}"]
 
 
+DEMO_RULE_WARNING = (
+    "the demo login rule is on: anyone who can reach this port can log in as any unconfigured username "
+    "(set auth.demo_login to false and configure auth.users to stop that)"
+)
+
+
 def check_workers(settings: Settings) -> None:
     """Several processes need a shared database: refuse them on a file or in memory."""
     if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
@@ -173,11 +179,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     check_workers(settings)
     host, workers = settings.server.host, settings.server.workers
     if settings.auth.demo_login and not is_loopback(host):
-        print(
-            f"warning: listening on {host} with the demo login rule on: anyone who can reach this port can log in "
-            "as any unconfigured username (set auth.demo_login to false and configure auth.users to stop that)",
-            file=out,
-        )
+        print(f"warning: listening on {host}: {DEMO_RULE_WARNING}", file=out)
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
     config_args = uvicorn_options(settings)
@@ -202,8 +204,15 @@ def _announce(settings: Settings, port: int, out: TextIO) -> None:
     storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
-    for url in base_urls(settings.server.host, port):
+    urls = base_urls(settings.server.host, port)
+    for url in urls:
         print(f"Enter this base URL in a client: {url}", file=out)
+    if not is_loopback(settings.server.host):
+        from .qr import qr_code
+
+        # A class: phones scan this into the client's settings instead of typing an address.
+        print(f"Scan it on a phone ({urls[0]}):", file=out)
+        print(qr_code(urls[0]).terminal(), end="", file=out)
     out.flush()
 
 

@@ -165,3 +165,17 @@ def test_hash_password_piped_without_stdin_flag_says_to_add_it() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: the password comes from a pipe: add --stdin (echo PASSWORD | livekit-demo hash-password --stdin)"
     ]
+
+
+def test_serve_on_the_lan_shows_a_qr_code_of_the_first_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, port = _serve_output(monkeypatch, host="0.0.0.0")
+    lines = printed.splitlines()
+    assert lines[0].startswith("warning: listening on 0.0.0.0: the demo login rule is on")
+    assert f"Enter this base URL in a client: http://192.0.2.7:{port}" in lines
+    at = lines.index(f"Scan it on a phone (http://192.0.2.7:{port}):")
+    assert len(lines) - at > 10 and set("".join(lines[at + 1 :])) <= set("█▀▄ ")
+
+
+def test_serve_on_loopback_shows_no_qr_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, _ = _serve_output(monkeypatch, host="127.0.0.1")
+    assert "Scan it" not in printed and "█" not in printed

@@ -76,7 +76,10 @@ class ControlPanel(widgets.VBox):
         where = html.escape(client.url if client else (server.url if server else "no server"))
         who = f"logged in as <b>{html.escape(client.username)}</b>" if client else "not logged in"
         selected = f", room <code>{html.escape(str(room.get('id')))}</code>" if room else ""
-        self.header.value = f"<b>livekit_demo</b> · {where} · {who}{selected}"
+        lan_urls = getattr(server, "lan_urls", None) or []
+        # LAN mode: the address phones enter, in the header a whole class can read off the projector.
+        lan = f" · LAN <code>{html.escape(lan_urls[0])}</code>" if lan_urls else ""
+        self.header.value = f"<b>livekit_demo</b> · {where}{lan} · {who}{selected}"
 
     def close(self) -> None:
         """Close the widgets and any client the Login tab opened (a client passed in stays open)."""
