@@ -346,3 +346,31 @@ def test_render_timeline_draws_an_empty_and_a_full_run() -> None:
     empty = render_timeline([])
     full = render_timeline([Sample(float(t), t, t, 10 * t, None, 1, 10 * t) for t in range(10)], title="x")
     assert empty.startswith(b"\x89PNG") and full.startswith(b"\x89PNG") and full != empty
+
+
+def test_reset_the_class_deletes_rooms_and_keeps_the_login(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "one")
+    create_room(panel, "two")
+    client = panel.client
+    panel.class_tools.reset_button.click()
+    assert panel.class_tools.status_text == "✓ reset: 2 rooms deleted; users stay logged in"
+    assert panel.client is client and panel.session.room is None
+    assert client is not None and client.list() == []
+    assert panel.room_list.status_text == "✓ list: ok"  # the list reloaded itself
+
+
+def test_log_out_then_switch_user(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "ann's")
+    panel.login_form.logout_button.click()
+    assert panel.login_form.status_text == "✓ logged out ann; log in as anyone above"
+    assert panel.client is None and panel.session.room is None and "not logged in" in panel.header.value
+    panel.create_form.fields["title"].value = "too early"
+    panel.create_form.button.click()
+    assert panel.create_form.status_text == "✗ create: log in first"
+    log_in(panel, "bob")
+    assert panel.client is not None and panel.client.username == "bob" and "logged in as <b>bob</b>" in panel.header.value
+    panel.login_form.logout_button.click()
+    panel.login_form.logout_button.click()
+    assert panel.login_form.status_text == "✗ log out: nobody is logged in"

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 from ..client import AppServerClient
 from ._base import Session
 from .audience import AudienceControl
+from .class_tools import ClassTools
 from .forms import CreateRoomForm, LoginForm, UpdateRoomForm
 from .json_view import JsonView
 from .lifecycle import LifecycleButtons
@@ -47,6 +48,7 @@ class ControlPanel(widgets.VBox):
         self.urls = UrlPanel(self.session)
         self.audience = AudienceControl(self.session)
         self.json_view = JsonView(self.session)
+        self.class_tools = ClassTools(self.session)
         self.tabs = widgets.Tab(
             children=[
                 self.login_form,
@@ -60,7 +62,7 @@ class ControlPanel(widgets.VBox):
             titles=TAB_TITLES,
         )
         answer = widgets.VBox([widgets.HTML("<b>Last answer</b>"), self.json_view])
-        super().__init__([self.header, self.tabs, answer])
+        super().__init__([self.header, self.class_tools, self.tabs, answer])
         self.session.observe(lambda _: self._redraw_header(), names=["client", "room"])
         if client is not None:
             self.session.client = client
