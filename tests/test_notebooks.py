@@ -57,3 +57,19 @@ def test_run_all_in_the_panel_notebook_leaves_its_server_running() -> None:
     (panel_notebook,) = [p for p in NOTEBOOKS if p.name.startswith("06_")]
     code = [source(c) for c in cells(panel_notebook) if c["cell_type"] == "code"]
     assert not [c for c in code if re.search(r"^\s*server\.stop\(\)", c, re.MULTILINE)]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_ends_with_exercises_and_hidden_solutions(notebook: Path) -> None:
+    all_cells = cells(notebook)
+    solutions = [i for i, c in enumerate(all_cells) if "solution" in c["metadata"].get("tags", [])]
+    assert 2 <= len(solutions) <= 3
+    for index in solutions:
+        cell = all_cells[index]
+        assert cell["cell_type"] == "code" and cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+        assert cell["outputs"], "a solution runs (nbval executes it) and its stored output shows what to expect"
+        prompt = "".join(all_cells[index - 2]["source"])
+        assert all_cells[index - 2]["cell_type"] == "markdown" and prompt.startswith("**Exercise")
+    heading = max(i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown" and source(c).startswith("## Exercises"))
+    # Only clean-up (and its note) may follow the last solution.
+    assert heading < solutions[0] and len(all_cells) - solutions[-1] <= 3
