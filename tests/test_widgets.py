@@ -374,3 +374,23 @@ def test_log_out_then_switch_user(make_panel: Callable[..., ControlPanel]) -> No
     panel.login_form.logout_button.click()
     panel.login_form.logout_button.click()
     assert panel.login_form.status_text == "✗ log out: nobody is logged in"
+
+
+def test_the_last_answer_is_one_summary_line_over_collapsed_json(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    room = create_room(panel, "Morning show")
+    view = panel.json_view
+    assert view.summary == f"room 'Morning show' · status 0 (prepared) · id {room['id']}"
+    assert view.value.startswith(f"<div>room &#x27;Morning show&#x27; · status 0 (prepared) · id {room['id']}</div><details><summary>full JSON (")
+    assert "</pre></details>" in view.value and "<details open" not in view.value
+    panel.lifecycle.buttons["pause"].disabled = False
+    panel.lifecycle.buttons["pause"].click()
+    assert view.summary.startswith("error 409: ")
+    panel.room_list.reload.click()
+    assert view.summary.startswith("1 room: Morning show")
+
+
+def test_mode_labels_need_no_cjk_font() -> None:
+    from livekit_demo.widgets.forms import MODES
+
+    assert all(label.isascii() for label, _ in [(label.replace("·", ""), v) for label, v in MODES])

@@ -12,7 +12,8 @@ from ._base import Section, Session, on_click
 
 __all__ = ["LoginForm", "KeyValueEditor", "CreateRoomForm", "UpdateRoomForm", "MODES", "TEXT_FIELDS"]
 
-MODES = [("0 · normal live", 0), ("1 · co-streaming (连麦)", 1)]
+# English labels: a browser without CJK fonts would draw 连麦 as boxes. The Chinese term is in the tooltip.
+MODES = [("0 · normal live", 0), ("1 · co-streaming", 1)]
 TEXT_FIELDS = ("title", "notice", "anchor_nick", "cover_url")
 """The free-text fields of create and update, in the order the forms show them."""
 
@@ -133,7 +134,7 @@ class CreateRoomForm(Section):
     def __init__(self, session: Session) -> None:
         self.fields = _text_fields()
         self.fields["title"].placeholder = "required"
-        self.mode = widgets.Dropdown(options=MODES, value=0, description="mode")
+        self.mode = widgets.Dropdown(options=MODES, value=0, description="mode", tooltip="1 · co-streaming: 连麦 in the product's docs")
         self.extends = KeyValueEditor()
         self.button = widgets.Button(description="Create", button_style="primary")
         on_click(self.button, self.create)
