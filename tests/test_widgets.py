@@ -237,7 +237,13 @@ def test_meeting_editor_adds_toggles_removes_and_saves(make_panel: Callable[...,
 def test_meeting_editor_shows_a_refused_member_inline(make_panel: Callable[..., ControlPanel]) -> None:
     panel = make_panel("ann")
     create_room(panel, "Duet", mode=1)
-    panel.meeting.add_member("not valid!")
+    assert panel.meeting.add_member("not valid!") is None
+    assert panel.meeting.status_text == (
+        "✗ add member: user id 'not valid!' must use only A-Z a-z 0-9 _ - = (the RTC service's rule for co-streaming user ids), 1 to 64 of them"
+    )
+    row = panel.meeting.add_member("cy")
+    assert row is not None
+    row.user_id.value = "not valid!"  # edited after adding: the server still refuses it
     panel.meeting.save_button.click()
     assert panel.meeting.status_text.startswith("✗ updateMeetingInfo: 400 ")
     assert panel.json_view.data["details"][0]["field"] == "members[0].user_id"
