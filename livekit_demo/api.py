@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "error_response"]
 
 log = logging.getLogger("livekit_demo.api")
+request_log = logging.getLogger("livekit_demo.requests")
+"""One INFO line per call: method, path, status, milliseconds, user (never a token or a body)."""
 CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-live-env"]
 
 
@@ -161,6 +163,7 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         server: AppServer = request.app.state.server
         started = time.perf_counter()
+        user = "-"
         try:
             body = await _read_body(request, server.settings.server.max_body)
             _check_content_type(request, body)
@@ -170,7 +173,10 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
                 if token is None:
                     raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
                 actor = server.auth.verify(token)
+                user = actor.user_id
             fields = schema.validate(_parse_json(body)) if schema is not None else {}
+            if not op.authenticated and isinstance(fields.get("username"), str):
+                user = fields["username"]  # /login: who is trying, shown even when it fails
             call = _call_context(request)
             result = await _run(op, server, actor, fields, call, inline=inline)
             response: Response = JSONResponse(result)
@@ -185,7 +191,10 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
         except Exception:
             log.exception("internal error in %s %s", request.method, request.url.path)
             response = error_response(InternalError("internal server error; the server log has the details"))
-        log.debug("%s %s -> %d in %.1f ms", request.method, request.url.path, response.status_code, (time.perf_counter() - started) * 1000)
+        if request_log.isEnabledFor(logging.INFO):
+            # The path only: a ?token= query string never reaches the log.
+            elapsed = (time.perf_counter() - started) * 1000
+            request_log.info("%s %s %d %.1f ms user=%s", request.method, request.url.path, response.status_code, elapsed, user)
         return response
 
     endpoint.__name__ = op.name

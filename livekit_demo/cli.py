@@ -32,9 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rtmp-port", type=int, help="the edge's RTMP port (default 1935; 0 picks a free one)")
     serve.set_defaults(run=_serve)
 
-    lab = commands.add_parser("lab", help="open JupyterLab on the teaching notebooks")
+    lab = commands.add_parser(
+        "lab", help="open JupyterLab on the teaching notebooks",
+        usage="livekit-demo lab [-h] [--dir DIR] [JUPYTERLAB ARGUMENTS ...]",
+        epilog="Any other arguments go to JupyterLab, e.g. livekit-demo lab --no-browser --port 8888 "
+        "(see python -m jupyterlab --help-all). As root, --allow-root is added for you.",
+    )  # fmt: skip
     lab.add_argument("--dir", default=None, help="where to put your copies of the notebooks (default ./livekit_demo_notebooks)")
-    # Any other arguments (e.g. --no-browser --port 8888) are passed on to JupyterLab.
     lab.set_defaults(run=_lab)
 
     hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
@@ -88,9 +92,18 @@ def _lab(args: argparse.Namespace) -> int:
 def _hash_password(args: argparse.Namespace) -> int:
     if args.stdin:
         password = sys.stdin.readline().rstrip("\n")
+    elif not sys.stdin.isatty():
+        # getpass would read the pipe with a warning, then hit its end at "Again:".
+        print("error: the password comes from a pipe: add --stdin (echo PASSWORD | livekit-demo hash-password --stdin)", file=sys.stderr)
+        return 2
     else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Again: ")
+        except EOFError:
+            print("\nerror: no password given (the input ended); run it again and type one, or pipe one in with --stdin", file=sys.stderr)
+            return 2
+        if again != password:
             print("error: the two passwords differ", file=sys.stderr)
             return 2
     if not password:

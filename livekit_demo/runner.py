@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
 from .exceptions import SettingsError
-from .serving import bind_socket, import_uvicorn
+from .serving import DEMO_RULE_WARNING, base_urls, bind_socket, import_uvicorn, is_loopback
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -42,17 +42,19 @@ if TYPE_CHECKING:
     from .live_edge import LiveEdge
     from .rooms import StreamEvent
 
-__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "threads_available"]
+__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "was_stopped", "threads_available"]
 
 log = logging.getLogger("livekit_demo.server")
 
 LOOPBACK = "127.0.0.1"
+_WILDCARDS = ("0.0.0.0", "::", "")
 START_TIMEOUT = 10.0
 """Seconds `start_server` waits for the first answer before giving up."""
 _POLL = 0.005  # seconds between readiness checks: short, since a start takes some 50 ms
 
 _registry_lock = threading.Lock()
 _running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
+_stopped_urls: set[str] = set()  # where a server of ours served and no longer does: for clear client errors
 
 
 def threads_available() -> bool:
@@ -118,8 +120,16 @@ class ServerHandle:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:53127`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """The base URL for this machine's clients, e.g. ``http://127.0.0.1:53127`` (no trailing slash)."""
+        host = LOOPBACK if self.host in _WILDCARDS else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def lan_urls(self) -> list[str]:
+        """The base URLs phones on the network enter (LAN mode, ``host="0.0.0.0"``); empty on loopback."""
+        if is_loopback(self.host):
+            return []
+        return base_urls(self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -145,6 +155,8 @@ class ServerHandle:
             app_server.close()
             raise
         self.port = sock.getsockname()[1]
+        with _registry_lock:
+            _stopped_urls.discard(self.url)
         self.settings = self.settings.replace(server={"host": self.host, "port": self.port})
         self.app_server = app_server
         self.edge = None
@@ -241,10 +253,17 @@ class ServerHandle:
         self._thread = None
 
     def _unregister(self) -> None:
-        """Leave the list of `running_servers()` (the first step of every stop)."""
+        """Leave the list of `running_servers()` (the first step of every stop); clients then hear "was stopped"."""
         with _registry_lock:
             if self in _running:
                 _running.remove(self)
+            _stopped_urls.add(self.url)
+
+    def reset(self) -> int:
+        """Clear every room (a new class, the same server): logged-in users stay logged in. How many rooms went."""
+        if self.app_server is None or not self.running:
+            raise RuntimeError(f"the server at {self.url} is not running; run start_server() again")
+        return self.app_server.reset()
 
     def restart(self) -> ServerHandle:
         """Stop and start again on the same port, like restarting the server process.
@@ -293,9 +312,18 @@ class ServerHandle:
         # An in-process URL is no link: only this process's clients can reach it, not a browser.
         linkable = self.running and self.url.startswith("http")
         link = f"<a href='{url}/' target='_blank'>{url}</a>" if linkable else f"<code>{url}</code>"
+        lan = ""
+        if self.lan_urls and self.running:
+            from .qr import qr_code
+
+            shown = "<br>".join(f"<code>{html.escape(u)}</code>" for u in self.lan_urls)
+            lan = (
+                f"<tr><th style='text-align:left'>LAN</th><td style='text-align:left'>{shown}<br>"
+                f"{qr_code(self.lan_urls[0]).svg()}<br><small>{html.escape(DEMO_RULE_WARNING)}</small></td></tr>"
+            )
         return (
             "<table><caption style='text-align:left'><b>livekit_demo AppServer</b></caption>"
-            f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>"
+            f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>{lan}"
             f"<tr><th style='text-align:left'>storage</th><td style='text-align:left'>{html.escape(self.storage)}</td></tr>"
             f"<tr><th style='text-align:left'>status</th><td style='text-align:left;color:{color}'>{state}</td></tr>"
             + (f"<tr><th style='text-align:left'>RTMP ingest</th><td style='text-align:left'><code>{html.escape(self.rtmp_url)}</code></td></tr>" if self.rtmp_url else "")
@@ -326,6 +354,7 @@ def start_server(
     env: Any = None,
     edge: bool | dict[str, Any] | None = None,
     inprocess: bool | None = None,
+    host: str = LOOPBACK,
     **settings: Any,
 ) -> ServerHandle:
     """Start the AppServer in a daemon thread on 127.0.0.1 and return once it answers.
@@ -342,6 +371,9 @@ def start_server(
     (tests: a `FixedClock`). `edge=True` also runs the local media edge (SPEC 13) on the server's
     loop, its RTMP listener on any free port (see `ServerHandle.rtmp_url`); ``edge={...}`` gives
     `edge` settings (``{"rtmp_port": 1935}`` for OBS's default port).
+    `host` ``"0.0.0.0"`` is LAN mode for a class: phones on the network
+    reach the server at `ServerHandle.lan_urls` (printed with the demo-rule warning, and shown with
+    a QR code by the handle and the control panel).
 
         >>> server = start_server(storage="memory")          # doctest: +SKIP
         >>> server                                           # doctest: +SKIP
@@ -359,8 +391,8 @@ def start_server(
     elif edge is not None:
         settings["edge"] = {"enabled": True, **edge}
     built = Settings.build(config_file, env=env, **settings)
-    # The notebook server is for this machine only; settings' host and port are the `serve` command's.
-    built = built.replace(server={"host": LOOPBACK, "port": port})
+    # Loopback unless asked (LAN mode); settings' host and port are the `serve` command's.
+    built = built.replace(server={"host": host, "port": port})
     if not keep:
         stop_all()
     if inprocess is None:
@@ -374,6 +406,10 @@ def start_server(
         handle = InProcessServer(built, clock=clock).start()
     else:
         handle = ServerHandle(built, clock=clock, timeout=timeout).start()
+        for url in handle.lan_urls:
+            print(f"LAN: phones on this network enter {url}")
+        if handle.lan_urls and built.auth.demo_login:
+            print(f"warning: {DEMO_RULE_WARNING}")
     with _registry_lock:
         _running.append(handle)
     return handle
@@ -400,3 +436,9 @@ def running_servers() -> list[ServerHandle]:
     """The servers `start_server` started that are still tracked, oldest first."""
     with _registry_lock:
         return list(_running)
+
+
+def was_stopped(url: str) -> bool:
+    """Whether a server that `start_server` started served at `url` and has been stopped since."""
+    with _registry_lock:
+        return url.rstrip("/") in _stopped_urls

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 from ..client import AppServerClient
 from ._base import Session
 from .audience import AudienceControl
+from .class_tools import ClassTools
 from .engagement import RoomEngagement
 from .forms import CreateRoomForm, LoginForm, UpdateRoomForm
 from .json_view import JsonView
@@ -51,6 +52,7 @@ class ControlPanel(widgets.VBox):
         self.audience = AudienceControl(self.session)
         self.watch = WatchPanel(self.session)
         self.json_view = JsonView(self.session)
+        self.class_tools = ClassTools(self.session)
         self.tabs = widgets.Tab(
             children=[
                 self.login_form,
@@ -65,7 +67,7 @@ class ControlPanel(widgets.VBox):
             titles=TAB_TITLES,
         )
         answer = widgets.VBox([widgets.HTML("<b>Last answer</b>"), self.json_view])
-        super().__init__([self.header, self.tabs, answer])
+        super().__init__([self.header, self.class_tools, self.tabs, answer])
         self.session.observe(lambda _: self._redraw_header(), names=["client", "room"])
         if client is not None:
             self.session.client = client
@@ -81,7 +83,10 @@ class ControlPanel(widgets.VBox):
         where = html.escape(client.url if client else (server.url if server else "no server"))
         who = f"logged in as <b>{html.escape(client.username)}</b>" if client else "not logged in"
         selected = f", room <code>{html.escape(str(room.get('id')))}</code>" if room else ""
-        self.header.value = f"<b>livekit_demo</b> · {where} · {who}{selected}"
+        lan_urls = getattr(server, "lan_urls", None) or []
+        # LAN mode: the address phones enter, in the header a whole class can read off the projector.
+        lan = f" · LAN <code>{html.escape(lan_urls[0])}</code>" if lan_urls else ""
+        self.header.value = f"<b>livekit_demo</b> · {where}{lan} · {who}{selected}"
 
     def close(self) -> None:
         """Close the widgets and any client the Login tab opened (a client passed in stays open)."""
