@@ -115,12 +115,22 @@ def build_site(out: Path, *, cache: Path | None = None, offline: bool = False, l
         contents = staging / "notebooks"
         contents.mkdir()
         for notebook in bundled_notebooks():
-            shutil.copy2(notebook, contents / notebook.name)
+            _blank_copy(notebook, contents / notebook.name)
         _jupyter_lite_build(staging, out, contents, log=log)
     problems = check_site(out)
     if problems:
         raise LivekitDemoError("the built site would fetch from outside itself:\n  " + "\n  ".join(problems))
     return LiteSite(out, version, sorted(p.name for p in bundled.values()))
+
+
+def _blank_copy(source: Path, target: Path) -> None:
+    """The notebook without outputs and widget state: saved ones show a server of another machine (http://127.0.0.1:...)."""
+    notebook = json.loads(source.read_text(encoding="utf-8"))
+    notebook.get("metadata", {}).pop("widgets", None)
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _prepare_output(out: Path) -> None:
