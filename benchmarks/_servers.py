@@ -1,36 +1,33 @@
-"""The two servers the throughput benchmark compares, each run in its own process.
+"""The processes the throughput benchmark measures, started on a chosen HTTP stack.
 
-    python benchmarks/_servers.py bare   # a bare Starlette endpoint answering a small JSON object
-    python benchmarks/_servers.py app    # our AppServer on memory storage, with a stored room
+    python benchmarks/_servers.py bare                  # a bare Starlette JSON endpoint
+    python benchmarks/_servers.py --no-fast bare        # the same on h11 + asyncio, even if httptools/uvloop are installed
+    python benchmarks/_servers.py --no-fast serve ...   # `livekit-demo serve ...` on h11 + asyncio
 
-Both bind a loopback socket on a free port, print one JSON line (the port, and for `app` a valid
-token and the stored room's id) and then serve with the same uvicorn settings (`UVICORN_SETTINGS`)
-until SIGTERM. The parent reads that line, so no port is guessed and nothing races for one.
+`bare` binds a loopback socket on a free port with `livekit_demo.serving.bind_socket` (as `serve`
+does: IPPROTO_TCP, so asyncio sets TCP_NODELAY on every connection), prints one JSON line with the
+port and serves with `serving.uvicorn_options` (what `serve` runs with) until SIGTERM.
+
+`serve ARGS` runs the `livekit-demo` command itself (`livekit_demo.cli.main`, what the console
+script calls). It exists only for `--no-fast`: the benchmark starts `python -m livekit_demo serve`
+directly whenever it does not need to hide the fast stack.
+
+`--no-fast` makes `import httptools` and `import uvloop` fail in this process before uvicorn looks
+for them, which is exactly the situation of a user without the `fast` extra: uvicorn's "auto"
+then picks h11 and asyncio.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
+__all__ = ["FAST_MODULES", "bare_app", "main"]
 
-__all__ = ["UVICORN_SETTINGS", "bare_app", "main", "our_app"]
-
-UVICORN_SETTINGS: dict[str, Any] = {
-    # One worker, no access log, warnings only: what `livekit-demo serve` runs with.
-    "workers": 1,
-    "access_log": False,
-    "log_level": "warning",
-    "lifespan": "on",
-}
-"""The uvicorn settings both servers get, so only the app differs."""
-
-BENCH_USER = "bench"
-LIST_ROOMS = 100  # rooms stored before serving, so a list page of 10 is full
+FAST_MODULES = ("httptools", "uvloop")
+"""What the `fast` extra adds; uvicorn's "auto" uses them when they import."""
 
 
 def bare_app() -> Any:
@@ -46,34 +43,38 @@ def bare_app() -> Any:
     return Starlette(routes=[Route("/{path:path}", hello, methods=["POST"])])
 
 
-def our_app() -> tuple[Any, dict[str, str]]:
-    """Our app on memory storage with `LIST_ROOMS` rooms of `BENCH_USER`; and a token and a room id."""
-    from livekit_demo.api import create_app
-    from livekit_demo.app_server import AppServer
+def hide_fast_stack() -> None:
+    """Make the fast stack's imports fail in this process (a None entry in sys.modules does that)."""
+    for name in FAST_MODULES:
+        sys.modules[name] = None  # type: ignore[assignment]
 
-    server = AppServer.from_settings(env={}, storage="memory")
-    actor = server.auth.identity(BENCH_USER)
-    room_id = ""
-    for number in range(LIST_ROOMS):
-        room_id = server.rooms.create(actor, {"title": f"room {number}", "anchor": BENCH_USER})["id"]
-    token, _ = server.auth.issue(BENCH_USER)
-    return create_app(server), {"token": token, "room": room_id, "user": BENCH_USER}
+
+def run_bare() -> int:
+    import uvicorn
+
+    from livekit_demo.serving import bind_socket, uvicorn_options
+    from livekit_demo.settings import Settings
+
+    sock = bind_socket("127.0.0.1", 0)
+    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    options = uvicorn_options(Settings.build(env={}))
+    uvicorn.Server(uvicorn.Config(bare_app(), **options)).run(sockets=[sock])
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args not in (["bare"], ["app"]):
-        print("usage: _servers.py bare|app", file=sys.stderr)
-        return 2
-    app, extra = (bare_app(), {}) if args[0] == "bare" else our_app()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    print(json.dumps({"port": sock.getsockname()[1], **extra}), flush=True)
-    config = uvicorn.Config(app, **UVICORN_SETTINGS)
-    # uvicorn listens on the socket we bound (it calls listen itself).
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    if args[:1] == ["--no-fast"]:
+        hide_fast_stack()
+        args = args[1:]
+    if args == ["bare"]:
+        return run_bare()
+    if args[:1] == ["serve"]:
+        from livekit_demo.cli import main as livekit_demo
+
+        return livekit_demo(args)
+    print("usage: _servers.py [--no-fast] bare | serve ARGS...", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ contract's Status body here and only here; anything else is logged and answered 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from . import __version__
 from .app_server import AppServer
 from .auth import find_token
+from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, parse_push_event
 from .exceptions import (
     AppServerError,
     BadRequest,
@@ -40,7 +42,7 @@ from .exceptions import (
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
-from .operations import ANONYMOUS, OPERATIONS, CallContext, Operation, served_operations
+from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
 from .runner import threads_available
 from .schemas import REQUESTS
 
@@ -59,6 +61,7 @@ def _call_context(request: Request) -> CallContext:
         client=request.client.host if request.client else "",
         token=_token_of(request),
         base_url=str(request.base_url).rstrip("/"),
+        host=request.url.hostname or "",
     )
 
 
@@ -97,7 +100,7 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
@@ -115,6 +118,12 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
+    # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lone_surrogate_at(value: Any) -> str | None:
@@ -173,6 +182,60 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
     return endpoint
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
+    """The push callback's parameters: the query string, then a POSTed form or JSON object over it."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method != "POST" or not body.strip():
+        return params
+    content_type = request.headers.get("content-type")
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media == _FORM:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
+        from urllib.parse import parse_qsl
+
+        params.update(parse_qsl(text, keep_blank_values=True))
+        return params
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json or {_FORM}, not {media or 'empty'!r}")
+    value = _parse_json(body)
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object", details=[{"field": "body", "problem": "is not an object"}])
+    params.update(value)
+    return params
+
+
+async def _push_callback(request: Request) -> Response:
+    """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
+    server: AppServer = request.app.state.server
+    try:
+        body = await _read_body(request, server.settings.server.max_body)
+        params = _callback_params(request, body)
+        ls = server.settings.live_stream
+        check_signature(
+            request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
+            host=ls.callback_signing_host, key=ls.callback_signing_key, now=server.clock.timestamp(),
+        )  # fmt: skip
+        fields = dataclasses.asdict(parse_push_event(params))
+        call = _call_context(request)
+        if server.store.blocking and not request.app.state.inline:
+            result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
+        else:
+            result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
+        response: Response = JSONResponse(result)
+    except AppServerError as exc:
+        response = error_response(exc)
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.url.path)
+        response = error_response(InternalError("internal server error; the server log has the details"))
+    return response
+
+
 def error_response(exc: AppServerError) -> JSONResponse:
     """The contract's Status body with the same HTTP status."""
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
@@ -200,6 +263,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         response.headers["Allow"] = allowed
         return response
     return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
+
+
+class _SingleSlashes:
+    """ASGI middleware: a path with repeated slashes (``//api/v1/live/login``) is served as the single-slash path.
+
+    The web, uni-app and iOS clients build ``base + "/api/..."``, so a base URL pasted with a trailing
+    slash made every call ``//api/...`` (SPEC 1 "Base URLs"). Normalised before routing, so every
+    route, 404 and 405 sees the one path.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+            if "raw_path" in scope and scope["raw_path"] is not None:
+                scope["raw_path"] = _REPEATED_SLASHES_BYTES.sub(b"/", scope["raw_path"])
+        await self.app(scope, receive, send)
+
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+_REPEATED_SLASHES_BYTES = re.compile(rb"/{2,}")
 
 
 class _RedactQueryToken(logging.Filter):
@@ -244,6 +331,7 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
     _guard_access_log()
     routes = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
+    routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
         Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),
         Route("/", _root, methods=["GET"]),
@@ -251,6 +339,7 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
     middleware = [
+        Middleware(_SingleSlashes),
         Middleware(
             CORSMiddleware,
             allow_origins=["*"],
@@ -272,4 +361,5 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.inline = inline
     return app

@@ -306,6 +306,15 @@ class AppServerClient:
         """Replace the members (the full list, in order; ``[]`` clears it)."""
         return MeetingInfo(self._call("updateMeetingInfo", {"id": room_id, "members": [dict(m) for m in members]}))
 
+    # -- presence (ours) ------------------------------------------------------------------------
+
+    def heartbeat(self, room_id: str, *, user_id: str | None = None) -> dict[str, Any]:
+        """Say `user_id` still watches the room (online for 30 s): ``{"code": 200, "online_count": n}``.
+
+        A call of ours (SPEC 14): another AppServer may answer it with 404.
+        """
+        return dict(self._call("heartbeat", {"id": room_id, "user_id": user_id or self.username}))
+
     # -- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -42,9 +42,9 @@ PACKAGE = "livekit_demo"
 KERNEL_PROVIDES = frozenset({"ipykernel", "piplite", "pyodide-kernel", "widgetsnbextension"})
 #: What the kernel installs as it starts (pyodide-kernel needs comm and ipython; micropip installs the rest).
 KERNEL_NEEDS = ("micropip", "ipython", "jedi", "comm")
-#: Extras of ours that make sense in a tab: the widgets. Not jupyterlab (the site is JupyterLab), nor the SQL drivers.
+#: Extras of ours that make sense in a tab: the widgets. Not jupyterlab (the site is JupyterLab), nor matplotlib (no pure wheel), nor SQL drivers.
 BROWSER_EXTRAS = ("lab",)
-NOT_IN_A_TAB = frozenset({"jupyterlab"})
+NOT_IN_A_TAB = frozenset({"jupyterlab", "matplotlib"})  # the audience chart says it needs matplotlib; npm has no browser build of it
 _PURE = re.compile(r"-(py3|py2\.py3)-none-any\.whl$")
 KERNEL_SETTINGS = "@jupyterlite/pyodide-kernel-extension:kernel"
 

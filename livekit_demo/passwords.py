@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["hash_password", "verify_password", "is_password_hash", "unsupported_reason", "BROWSER_ITERATIONS"]
+__all__ = ["hash_password", "verify_password", "is_password_hash", "unsupported_reason", "BROWSER_ITERATIONS", "decoy_hash"]
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 BROWSER_ITERATIONS = 50_000
@@ -88,6 +88,17 @@ def is_password_hash(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def decoy_hash(like: str) -> str:
+    """A hash with the scheme and cost of `like` that no password matches (random salt and digest).
+
+    Checking an unknown username against it costs what checking a configured one does, so the
+    time a failed login takes does not tell which usernames are configured.
+    """
+    scheme, params, salt, digest = _parse(like)
+    raw = ",".join(f"{k}={v}" for k, v in params.items()) if scheme == "scrypt" else str(params["iterations"])
+    return f"{scheme}${raw}${_b64(secrets.token_bytes(len(salt)))}${_b64(secrets.token_bytes(len(digest)))}"
 
 
 def verify_password(password: str, stored: str) -> bool:

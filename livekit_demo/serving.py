@@ -16,7 +16,17 @@ from typing import Any, TextIO
 from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "import_uvicorn", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = [
+    "serve",
+    "import_uvicorn",
+    "uvicorn_options",
+    "bind_socket",
+    "base_urls",
+    "is_loopback",
+    "local_addresses",
+    "app_factory",
+    "check_workers",
+]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -54,12 +64,16 @@ def local_addresses() -> list[str]:
 
 
 def base_urls(host: str, port: int) -> list[str]:
-    """The base URLs to enter in a client; one per address for a wildcard host."""
+    """The base URLs to enter in a client (no trailing slash); one per address for a wildcard host.
+
+    No trailing slash: the web, uni-app and iOS clients build ``base + "/api/..."``, so a pasted
+    ``.../`` would make every call ``//api/...``.
+    """
     if host in ("0.0.0.0", "::", ""):
         addresses = local_addresses() or ["127.0.0.1"]
-        return [f"http://{a}:{port}/" for a in addresses]
+        return [f"http://{a}:{port}" for a in addresses]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}/"]
+    return [f"http://{shown}:{port}"]
 
 
 def check_workers(settings: Settings) -> None:
@@ -87,6 +101,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
+
+    `http` and `loop` stay uvicorn's "auto": httptools and uvloop when installed (the `fast` extra),
+    else h11 and asyncio.
+    """
+    return {
+        "log_level": settings.server.log_level,
+        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
+        "access_log": False,
+        "lifespan": "on",
+    }
 
 
 def app_factory() -> Any:
@@ -127,12 +155,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         )
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
-    config_args: dict[str, Any] = {
-        "log_level": settings.server.log_level,
-        # uvicorn's access log would write ?token=... query strings; our api logs requests without them
-        "access_log": False,
-        "lifespan": "on",
-    }
+    config_args = uvicorn_options(settings)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
         app = create_app(AppServer(settings))

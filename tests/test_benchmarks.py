@@ -9,10 +9,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from livekit_demo.serving import uvicorn_options
+from livekit_demo.settings import Settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 OPERATIONS = {"get", "list", "create"}
@@ -32,17 +38,88 @@ def test_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # The Python load generator: what a machine without wrk (CI) runs. wrk's side is its parser, below.
     generator = "python"
     out = tmp_path / "throughput.json"
-    assert _load("throughput").main(["--quick", "--load-generator", generator, "--json", str(out)]) == 0
+    throughput = _load("throughput")
+    assert throughput.main(["--quick", "--load-generator", generator, "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "ours/bare" in table and all(op in table for op in OPERATIONS)
     result = json.loads(out.read_text())
     assert result["meta"]["load_generator"] == generator
-    assert result["meta"]["uvicorn_settings"] == {"workers": 1, "access_log": False, "log_level": "warning", "lifespan": "on"}
-    assert set(result["operations"]) == OPERATIONS
-    for row in result["operations"].values():
-        assert {"bare_rps", "app_rps", "ratio", "round_ratios", "meets_target", "errors"} <= set(row)
-        assert row["bare_rps"] > 0 and row["app_rps"] > 0
-        assert row["errors"] == {"bare": 0, "app": 0}  # every call of ours answered 200
+    # Both sides run with what `serve` runs with (one process: serve passes no `workers`).
+    assert result["meta"]["uvicorn_settings"] == {"access_log": False, "log_level": "warning", "lifespan": "on"}
+    assert result["meta"]["uvicorn_settings"] == uvicorn_options(Settings.build(env={}))
+    # Ours is the command users type, on memory storage.
+    assert result["meta"]["commands"]["default/app"][-7:] == ["serve", "--storage", "memory", "--host", "127.0.0.1", "--port", "0"]
+    # The sanity check ran before the load, on every stack measured, and reported its figures;
+    # that main() answered 0 at all means it passed (it refuses otherwise: see the test below).
+    sanity = result["sanity"]
+    assert sanity["limit_ms"] == 5.0 and sanity["calls"] == 50 and sanity["passed"] is True
+    assert set(sanity["stacks"]) == set(result["stacks"])
+    for sides in sanity["stacks"].values():
+        for side in ("bare", "app"):
+            assert sides[side]["calls"] == 50 and 0 < sides[side]["median_ms"] <= sides[side]["max_ms"]
+    assert "sanity check, median of 50 calls on one keep-alive connection (limit 5 ms)" in table
+    # The default column is h11 + asyncio on both sides, as the processes' mapped libraries show.
+    assert result["stacks"]["default"]["http"] == "h11" and result["stacks"]["default"]["loop"] == "asyncio"
+    assert set(result["stacks"]) | set(result["skipped"]) == {"default", "fast"}
+    if "fast" in result["stacks"]:
+        assert (result["stacks"]["fast"]["http"], result["stacks"]["fast"]["loop"]) == ("httptools", "uvloop")
+    else:
+        assert "livekit_demo[fast]" in result["skipped"]["fast"] and "fast stack not measured" in table
+    for stack in result["stacks"].values():
+        assert set(stack["operations"]) == OPERATIONS
+        for op, row in stack["operations"].items():
+            assert {"bare_rps", "app_rps", "ratio", "round_ratios", "meets_target", "errors"} <= set(row)
+            assert row["target_ratio"] == {"get": 0.75, "list": 0.6, "create": 0.5}[op]
+            assert row["bare_rps"] > 0 and row["app_rps"] > 0
+            assert row["errors"] == {"bare": 0, "app": 0}  # every call of ours answered 200
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    """Answers every POST after 20 ms on a keep-alive connection: a server the benchmark must not trust."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(0.02)
+        body = b'{"code":200,"message":"ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_sanity_check_refuses_a_slow_server() -> None:
+    throughput = _load("throughput")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        figures = throughput.single_connection(server.server_address[1], "/x", "{}", {"Content-Type": "application/json"}, 5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert figures["calls"] == 5 and figures["median_ms"] >= 20  # it slept 20 ms: a floor, not a timing bound
+    why = throughput.refusal({"default": {"bare": figures, "app": figures}}, 5.0)
+    assert why is not None and "refusing to report" in why and "default: " in why
+    sound = dict(figures, median_ms=0.3)
+    assert throughput.refusal({"default": {"bare": sound, "app": figures}}, 5.0) is None  # only the bare side gates
+
+
+def test_throughput_refuses_to_report_when_the_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    throughput = _load("throughput")
+    monkeypatch.setattr(throughput, "SANITY_LIMIT_MS", 0.0)  # no real call is that fast: the check must fail
+    out = tmp_path / "throughput.json"
+    assert throughput.main(["--quick", "--load-generator", "python", "--stacks", "default", "--json", str(out)]) == 3
+    captured = capsys.readouterr()
+    assert "refusing to report" in captured.err and "TOO SLOW" in captured.out
+    assert not out.exists()
 
 
 WRK_OUTPUT = """\
