@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from .client import ApiError, AppServerClient
+from .client import ApiError, AppServerClient, transport_for_url
 from .clock import FixedClock
 
 __all__ = ["Audience", "Sample", "Step", "plan", "simulate", "viewer_name"]
@@ -200,12 +200,14 @@ class Audience:
         self.error: BaseException | None = None  # what ended a run early (the server went away)
         # One connection pool for the whole crowd: a transport of its own per viewer would cost each
         # a TLS context (tens of ms) and a connection; closed at the end unless it was given.
+        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
+        if transport is None:
+            transport = transport_for_url(self.url)  # an in-process server (a browser tab's): its own transport
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._own_transport = transport is None
         self._timeout = timeout
         self._observer: AppServerClient | None = target if isinstance(target, AppServerClient) else None
         self._own_observer = self._observer is None
-        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
         self._crowd = [_Viewer(viewer_name(seed, n)) for n in range(viewers)]
         self._read_counters: Callable[[], dict[str, Any]] | None = None
         self._sent_likes = 0
