@@ -200,7 +200,8 @@ def _browser_environment(info: dict[str, Any]) -> dict[str, str]:
 
 
 def _jupyter_lite_build(staging: Path, out: Path, contents: Path, *, log: Any) -> None:
-    command = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(staging), "--output-dir", str(out), "--contents", str(contents)]
+    command = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(staging), "--output-dir", str(out), "--contents", str(contents),
+               "--no-sourcemaps"]  # fmt: skip  (half the size of the site, and nothing a learner needs)
     log("building the site: jupyter lite build")
     # No network for the build itself: a configured JUPYTERLITE_PYODIDE_URL would make it download one.
     env = {k: v for k, v in os.environ.items() if k != "JUPYTERLITE_PYODIDE_URL"}

@@ -107,6 +107,7 @@ from livekit_demo.conformance import run_checks
 from livekit_demo.passwords import hash_password
 
 result = {"platform": sys.platform, "has_uvicorn": "uvicorn" in sys.modules}
+os.makedirs("/tmp/lite", exist_ok=True)
 server = livekit_demo.start_server(storage="/tmp/lite/rooms.json", auth={"users": {"boss": hash_password("pw")}})
 result["url"] = server.url
 client = livekit_demo.connect(username="ann")
@@ -134,7 +135,9 @@ def test_pyodide_in_node_runs_the_in_process_server_from_the_site(site: LiteSite
     assert node is not None
     done = subprocess.run([node, str(script), str(site.path / "static" / "pyodide"), NODE_PYTHON], capture_output=True, text=True, timeout=240)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, f"node failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    # On failure, the Python traceback (the minified runtime around it says nothing).
+    error = done.stderr[done.stderr.find("PythonError") :] if "PythonError" in done.stderr else done.stderr[-3000:]
+    assert done.returncode == 0 and lines, f"node failed ({done.returncode}):\n{done.stdout[-2000:]}\n{error[:3000]}"
     result = json.loads(lines[-1].removeprefix("RESULT "))
     assert result["platform"] == "emscripten" and not result["has_uvicorn"]
     assert result["url"].startswith("inprocess://")
