@@ -1,4 +1,4 @@
-"""The command line: `livekit-demo serve | push | hash-password | lab | check` (also `python -m livekit_demo`)."""
+"""The command line: `livekit-demo serve | push | hash-password | lab | check | lite` (also `python -m livekit_demo`)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     lab.add_argument("--dir", default=None, help="where to put your copies of the notebooks (default ./livekit_demo_notebooks)")
     lab.set_defaults(run=_lab)
+
+    lite = commands.add_parser("lite", help="build a JupyterLite site: the notebooks and the server in the browser, no install")
+    lite.add_argument("dir", help="the folder to build the site into (an earlier build there is replaced)")
+    lite.add_argument("--check", action="store_true", help="only check the site already in DIR: fail if it would fetch from outside itself")
+    lite.add_argument("--cache", default=None, help="where the Pyodide runtime and the wheels are kept between builds")
+    lite.add_argument("--offline", action="store_true", help="fetch nothing: use only what the cache holds")
+    lite.set_defaults(run=_lite)
 
     hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
     hasher.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
@@ -141,6 +148,24 @@ def _name_and_password(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError("expected NAME:PASS")
     return name, password
+
+
+def _lite(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .lite import build_site, check_site, serve_hint
+
+    site = Path(args.dir)
+    if args.check:
+        problems = check_site(site)
+        for problem in problems:
+            print(f"outside the site: {problem}")
+        print(f"{site}: {'fetches from outside itself' if problems else 'self-contained: it fetches nothing from outside itself'}")
+        return 1 if problems else 0
+    built = build_site(site, cache=Path(args.cache) if args.cache else None, offline=args.offline)
+    print(f"built {built.path}: Pyodide {built.pyodide}, {len(built.wheels)} wheels, {built.size / 2**20:.0f} MiB, fetches nothing from outside itself")
+    print(f"serve it with any static file server, e.g.:\n  {serve_hint(built.path)}")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
