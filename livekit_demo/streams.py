@@ -12,6 +12,8 @@ injectable clock, so tests see exact URLs:
 
 from __future__ import annotations
 
+from typing import Any
+
 from .clock import Clock
 from .models import Mode, RoomRecord
 from .settings import LiveMicSettings, LiveStreamSettings, Settings
@@ -39,6 +41,9 @@ class StreamUrls:
         self.live_stream = live_stream
         self.live_mic = live_mic
         self.clock = clock
+        # URLs made within the current second for the current settings: a URL depends on nothing
+        # else (its expiry is the second plus a fixed TTL), so within that second it is reused.
+        self._made: tuple[tuple[int, LiveStreamSettings, LiveMicSettings], dict[tuple[str, ...], Any]] = ((-1, live_stream, live_mic), {})
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> StreamUrls:
@@ -47,19 +52,19 @@ class StreamUrls:
 
     def push_info(self, room_id: RoomId) -> JSONDict:
         """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`)."""
-        ls = self.live_stream
-        exp = self.clock.timestamp() + ls.auth_expires
-        uri = f"/{ls.app_name}/{room_id}"
-        return {
-            "rtmp_url": sign_url(f"rtmp://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
-        }
+        now = self.clock.timestamp()
+        made = self._made_in(now)
+        key = ("push", room_id)
+        urls = made.get(key)
+        if urls is None:
+            urls = made[key] = self._push(room_id, now + self.live_stream.auth_expires)
+        return dict(urls)  # a copy: the caller may change its answer, not ours
 
     def pull_info(self, room_id: RoomId) -> JSONDict:
         """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`)."""
         ls = self.live_stream
-        return self._pull(ls.app_name, room_id, self.clock.timestamp() + ls.auth_expires)
+        now = self.clock.timestamp()
+        return dict(self._pull_made(self._made_in(now), ls.app_name, room_id, now + ls.auth_expires))
 
     def link_info(self, record: RoomRecord, viewer_id: UserId) -> JSONDict:
         """LinkInfo of a mode 1 room for one viewer: the CDN mix and the viewer's RTC push/play URLs."""
@@ -67,16 +72,50 @@ class StreamUrls:
         if record.mode != Mode.LINK:
             raise ValueError(f"link_info is for mode 1 rooms; room {record.id!r} has mode {int(record.mode)}")
         now = self.clock.timestamp()
+        made = self._made_in(now)
         stream = link_stream_name(self.live_mic.app_id, record.meeting_id, record.anchor_id)
         return {
-            "cdn_pull_info": self._pull(LINK_CDN_APP, stream, now + LINK_TTL),
-            "rtc_push_url": self._rtc("push", record.meeting_id, viewer_id, now + LINK_TTL),
-            "rtc_pull_url": self._rtc("play", record.meeting_id, viewer_id, now + LINK_TTL),
+            "cdn_pull_info": dict(self._pull_made(made, LINK_CDN_APP, stream, now + LINK_TTL)),
+            "rtc_push_url": self._rtc_made(made, "push", record.meeting_id, viewer_id, now + LINK_TTL),
+            "rtc_pull_url": self._rtc_made(made, "play", record.meeting_id, viewer_id, now + LINK_TTL),
         }
 
     def member_pull_url(self, meeting_id: str, user_id: UserId) -> str:
         """The RTC play URL of a meeting member, supplied when the client left `rtc_pull_url` empty."""
-        return self._rtc("play", meeting_id, user_id, self.clock.timestamp() + LINK_TTL)
+        now = self.clock.timestamp()
+        return self._rtc_made(self._made_in(now), "play", meeting_id, user_id, now + LINK_TTL)
+
+    def _made_in(self, now: int) -> dict[tuple[str, ...], Any]:
+        """The URLs made in second `now` under the current settings (a new, empty table for a new second)."""
+        stamp, made = self._made
+        if stamp[0] != now or stamp[1] is not self.live_stream or stamp[2] is not self.live_mic:
+            made = {}
+            # One assignment: a thread still holding the old table fills that one, never this.
+            self._made = ((now, self.live_stream, self.live_mic), made)
+        return made
+
+    def _pull_made(self, made: dict[tuple[str, ...], Any], app: str, stream: str, exp: int) -> JSONDict:
+        key = ("pull", app, stream, str(exp))  # the two TTLs (CDN, link) may name one stream
+        urls = made.get(key)
+        if urls is None:
+            urls = made[key] = self._pull(app, stream, exp)
+        return urls
+
+    def _rtc_made(self, made: dict[tuple[str, ...], Any], direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
+        key = ("rtc", direction, channel, user_id)
+        url = made.get(key)
+        if url is None:
+            url = made[key] = self._rtc(direction, channel, user_id, timestamp)
+        return url
+
+    def _push(self, room_id: RoomId, exp: int) -> JSONDict:
+        ls = self.live_stream
+        uri = f"/{ls.app_name}/{room_id}"
+        return {
+            "rtmp_url": sign_url(f"rtmp://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
+        }
 
     def explain(self, url: str) -> UrlExplanation:
         """`signing.explain_url` with the key these settings sign that URL's host with, at the clock's time."""
