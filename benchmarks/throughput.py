@@ -331,12 +331,12 @@ def choose_generator(wanted: str) -> str:
 
 
 def measure(
-    stacks: Sequence[str], rounds: int, seconds: float, warmup: float, sanity_calls: int,
+    stacks: Sequence[str], calls: Sequence[str], rounds: int, seconds: float, warmup: float, sanity_calls: int,
     generator: LoadGenerator, server_cpu: int | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Start every server, run the sanity check, then per call and round, requests/s of each side and stack."""
-    samples = {stack: {op: {side: [] for side in SIDES} for op in OPERATIONS} for stack in stacks}
-    errors = {stack: {op: {side: 0.0 for side in SIDES} for op in OPERATIONS} for stack in stacks}
+    samples = {stack: {op: {side: [] for side in SIDES} for op in calls} for stack in stacks}
+    errors = {stack: {op: {side: 0.0 for side in SIDES} for op in calls} for stack in stacks}
     with ExitStack() as stack_of_servers:
         servers = {
             (stack, side): stack_of_servers.enter_context(run_server(side, stack, server_cpu)) for stack in stacks for side in SIDES
@@ -356,7 +356,7 @@ def measure(
         measured = {"sanity": sanity, "samples": samples, "errors": errors, "commands": commands, "running": running}
         if refusal(sanity, SANITY_LIMIT_MS):
             return measured  # no load: the figures would not mean anything
-        for op in OPERATIONS:
+        for op in calls:
             requests = {stack: request_for(op, app_info[stack]) for stack in stacks}
             for stack in stacks if warmup > 0 else ():  # warm both: first connections, caches
                 for side in SIDES:
@@ -374,7 +374,7 @@ def measure(
 def summarize(samples: dict[str, dict[str, list[float]]], errors: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Per call: median requests/s per side, their ratio (app / bare), and the per-round ratios."""
     ops: dict[str, Any] = {}
-    for op in OPERATIONS:
+    for op in samples:
         bare, app = samples[op]["bare"], samples[op]["app"]
         ratio = statistics.median(app) / statistics.median(bare)
         ops[op] = {
@@ -411,6 +411,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'call':8}{'stack':26}{'bare req/s':>12}{'ours req/s':>12}{'ours/bare':>11}{'min..max round':>17}  target")
     for op in OPERATIONS:
         for stack, measured in result["stacks"].items():
+            if op not in measured["operations"]:
+                continue
             row = measured["operations"][op]
             rounds = row["round_ratios"]
             spread = f"{min(rounds):.2f}..{max(rounds):.2f}"
@@ -430,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured load per side before the rounds (default 1)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto", help="default: wrk when installed")
+    parser.add_argument("--calls", default=",".join(OPERATIONS), help=f"comma-separated: {', '.join(OPERATIONS)} (default all)")
     parser.add_argument("--stacks", default="default,fast", help="comma-separated: default (h11+asyncio), fast (httptools+uvloop)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the servers to one CPU and the load generator to another")
     parser.add_argument("--quick", action="store_true", help="1 round of 0.5 s (wrk: 1 s), no warm-up: a smoke run")
@@ -443,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [s.strip() for s in args.stacks.split(",") if s.strip()]
     if not wanted or set(wanted) - set(STACKS):
         parser.error(f"--stacks takes a comma-separated choice of {', '.join(STACKS)}")
+    calls = [c.strip() for c in args.calls.split(",") if c.strip()]
+    if not calls or set(calls) - set(OPERATIONS):
+        parser.error(f"--calls takes a comma-separated choice of {', '.join(OPERATIONS)}")
     skipped: dict[str, str] = {}
     if "fast" in wanted and not fast_stack_installed():
         skipped["fast"] = "httptools and uvloop are not installed (pip install 'livekit_demo[fast]')"
@@ -459,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from livekit_demo.settings import Settings
 
     loadavg_before = os.getloadavg()
-    measured = measure(stacks, args.rounds, args.seconds, args.warmup, sanity_calls, generator, server_cpu)
+    measured = measure(stacks, calls, args.rounds, args.seconds, args.warmup, sanity_calls, generator, server_cpu)
     sanity = {"limit_ms": SANITY_LIMIT_MS, "calls": sanity_calls, "stacks": measured["sanity"]}
     refused = refusal(measured["sanity"], SANITY_LIMIT_MS)
     sanity["passed"] = refused is None

@@ -115,10 +115,12 @@ def _loads(body: bytes) -> Any:
     """What `json.loads(body)` answers, by orjson (several times faster) wherever the two agree.
 
     They agree on every document orjson accepts, except integers beyond 64 bits, which orjson
-    reads as floats: a run of 19 digits sends the body to `json`. Whatever orjson refuses goes
-    to `json` too, which accepts what it accepts (NaN, a BOM, UTF-16) and words the errors.
+    reads as floats (a run of 19 digits sends the body to `json`), and nesting deeper than `json`
+    can go, which orjson reads and `json` refuses (a body with many brackets goes to `json`).
+    Whatever orjson refuses goes to `json` too, which accepts what it accepts (NaN, a BOM, UTF-16)
+    and words the errors.
     """
-    if _LONG_DIGITS.search(body) is None:
+    if body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
         try:
             return orjson.loads(body)
         except (orjson.JSONDecodeError, RecursionError):
@@ -127,6 +129,7 @@ def _loads(body: bytes) -> Any:
 
 
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_FEW_BRACKETS = 400  # nesting this deep is far from json's limit (the recursion limit, 1000)
 
 
 def _dumps(value: Any) -> bytes:

@@ -73,12 +73,12 @@ def _path_of(url: str) -> str:
     """`urlsplit(url).path`, read directly for the plain URLs this package builds (urlsplit costs
     more than the md5): printable ASCII without a query, fragment or IPv6 brackets, and either
     ``scheme://host/path`` or a bare ``/path``. Anything else goes to urlsplit."""
-    if url.isascii() and url.isprintable() and not url.startswith(" ") and not any(c in url for c in "?#[]"):
+    if "?" not in url and "#" not in url and "[" not in url and "]" not in url and url.isascii() and url.isprintable() and url[:1] != " ":
         scheme, sep, rest = url.partition("://")
         if sep and scheme.isalpha():
             slash = rest.find("/")
             return rest[slash:] if slash >= 0 else ""
-        if url.startswith("/") and not url.startswith("//"):
+        if url[:1] == "/" and url[1:2] != "/":
             return url
     return urlsplit(url).path
 
