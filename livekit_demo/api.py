@@ -9,6 +9,7 @@ contract's Status body here and only here; anything else is logged and answered 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from . import __version__
 from .app_server import AppServer
 from .auth import find_token
+from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, parse_push_event
 from .exceptions import (
     AppServerError,
     BadRequest,
@@ -43,7 +45,8 @@ from .exceptions import (
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
-from .operations import ANONYMOUS, OPERATIONS, CallContext, Operation, served_operations
+from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
+from .runner import threads_available
 from .schemas import REQUESTS
 
 __all__ = ["create_app", "error_response"]
@@ -54,6 +57,15 @@ CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-
 
 def _token_of(request: Request) -> str | None:
     return find_token(request.headers, request.query_params, request.cookies)
+
+
+def _call_context(request: Request) -> CallContext:
+    return CallContext(
+        client=request.client.host if request.client else "",
+        token=_token_of(request),
+        base_url=str(request.base_url).rstrip("/"),
+        host=request.url.hostname or "",
+    )
 
 
 async def _read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int) -> bytes:
@@ -112,20 +124,21 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _loads(body: bytes) -> Any:
-    """What `json.loads(body)` answers, by orjson (several times faster) wherever the two agree.
+    """What `json.loads(body, parse_constant=_refuse_constant)` answers, by orjson (several times
+    faster) wherever the two agree.
 
     They agree on every document orjson accepts, except integers beyond 64 bits, which orjson
     reads as floats (a run of 19 digits sends the body to `json`), and nesting deeper than `json`
     can go, which orjson reads and `json` refuses (a body with many brackets goes to `json`).
-    Whatever orjson refuses goes to `json` too, which accepts what it accepts (NaN, a BOM, UTF-16)
-    and words the errors.
+    Whatever orjson refuses goes to `json` too, which words the errors (and accepts what it
+    accepts: a BOM, UTF-16).
     """
     if body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
         try:
             return orjson.loads(body)
         except (orjson.JSONDecodeError, RecursionError):
             pass
-    return json.loads(body)
+    return json.loads(body, parse_constant=_refuse_constant)
 
 
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
@@ -144,6 +157,12 @@ def _dumps(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
     except TypeError:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
+    # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lone_surrogate_at(value: Any) -> str | None:
@@ -173,6 +192,7 @@ Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 async def _answer(
     op: Operation,
+    inline: bool,
     server: AppServer,
     headers: Mapping[str, str],
     chunks: AsyncIterator[bytes],
@@ -185,15 +205,15 @@ async def _answer(
     try:
         body = await _read_body(headers, chunks, server.settings.server.max_body)
         _check_content_type(headers, body)
-        token = token_of()
         actor = ANONYMOUS
+        token = token_of()
         if op.authenticated:
             if token is None:
                 raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
             actor = server.auth.verify(token)
         fields = schema.validate(_parse_json(body)) if schema is not None else {}
         call = context(token)
-        if op.blocking or server.store.blocking:
+        if (op.blocking or server.store.blocking) and not inline:
             # A database call or password hashing would stall every other request: off the loop.
             result = await run_in_threadpool(op.handler, server, actor, fields, call)
         else:
@@ -211,19 +231,19 @@ def _error_answer(exc: AppServerError) -> Answer:
     return exc.status, _dumps(exc.to_json()), headers
 
 
-def _endpoint(op: Operation) -> Callable[[Request], Any]:
-    """The Starlette endpoint of `op`: the way in for requests the direct path leaves to Starlette."""
+def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
+    """The Starlette endpoint of `op`: the way in for the requests the direct path leaves to Starlette
+    (a path with repeated slashes, an app mounted under a prefix)."""
 
     async def endpoint(request: Request) -> Response:
         server: AppServer = request.app.state.server
         started = time.perf_counter()
 
         def context(token: str | None) -> CallContext:
-            client = request.client.host if request.client else ""
-            return CallContext(client=client, token=token, base_url=str(request.base_url).rstrip("/"))
+            return dataclasses.replace(_call_context(request), token=token)
 
         where = (request.method, request.url.path)
-        status, body, headers = await _answer(op, server, request.headers, request.stream(), lambda: _token_of(request), context, where)
+        status, body, headers = await _answer(op, inline, server, request.headers, request.stream(), lambda: _token_of(request), context, where)
         response = Response(body, status_code=status, media_type="application/json")
         response.raw_headers[:0] = headers  # before Content-Length and Content-Type, as JSONResponse puts them
         log.debug("%s %s -> %d in %.1f ms", *where, status, (time.perf_counter() - started) * 1000)
@@ -233,11 +253,15 @@ def _endpoint(op: Operation) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _direct(op: Operation) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+Direct = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _direct(op: Operation, inline: bool) -> Direct:
     """`op` as a bare ASGI app: what `_endpoint` does, without Starlette's routing, middleware and
     Request objects, which cost a cheap call more than the call itself. CORS headers are added as
-    `CORSMiddleware` adds them (`_app` configures both from `_CORS`)."""
-    base_urls: dict[tuple[Any, ...], str] = {}
+    `CORSMiddleware` adds them (`create_app` configures both from `_CORS`)."""
+    # (base URL, host name) by what they are made of; the Host header is the client's to choose, so bounded.
+    seen_bases: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
@@ -264,23 +288,24 @@ def _direct(op: Operation) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             cookies: dict[str, str] = {}
             if "cookie" in headers:
                 for key, value in scope["headers"]:
-                    if key == b"cookie":
+                    if key == b"cookie":  # every Cookie header, as Request.cookies reads them
                         cookies.update(cookie_parser(value.decode("latin-1")))
             return find_token(headers, query, cookies)
 
         def context(token: str | None) -> CallContext:
             client = scope.get("client")
-            server_address = scope.get("server")
-            key = (scope.get("scheme"), tuple(server_address) if server_address else None, headers.get("host"), scope.get("app_root_path"))
-            base_url = base_urls.get(key)
-            if base_url is None:
-                if len(base_urls) >= 64:
-                    base_urls.clear()  # the Host header is the client's to choose: stay bounded
-                base_url = base_urls[key] = str(Request(scope).base_url).rstrip("/")
-            return CallContext(client=client[0] if client else "", token=token, base_url=base_url)
+            address = scope.get("server")
+            key = (scope.get("scheme"), tuple(address) if address else None, headers.get("host"), scope.get("app_root_path"))
+            base = seen_bases.get(key)
+            if base is None:
+                if len(seen_bases) >= 64:
+                    seen_bases.clear()
+                request = Request(scope)
+                base = seen_bases[key] = (str(request.base_url).rstrip("/"), request.url.hostname or "")
+            return CallContext(client=client[0] if client else "", token=token, base_url=base[0], host=base[1])
 
         where = (scope["method"], scope["path"])
-        status, body, extra = await _answer(op, server, headers, chunks(), token_of, context, where)
+        status, body, extra = await _answer(op, inline, server, headers, chunks(), token_of, context, where)
         response_headers = [*extra, (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         if "origin" in headers:
             response_headers += _CORS_ORIGIN_HEADERS
@@ -306,9 +331,9 @@ _CORS_VARY = [(b"vary", b"Origin")]
 
 
 class _App(Starlette):
-    """Starlette, with the API calls answered directly (see `_direct`) when the path is exact."""
+    """Starlette, with the API calls answered directly (see `_direct`) when method and path are exact."""
 
-    def __init__(self, *args: Any, direct: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, direct: dict[tuple[str, str], Direct], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direct = direct
 
@@ -320,6 +345,60 @@ class _App(Starlette):
                 await direct(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
+    """The push callback's parameters: the query string, then a POSTed form or JSON object over it."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method != "POST" or not body.strip():
+        return params
+    content_type = request.headers.get("content-type")
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media == _FORM:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
+        from urllib.parse import parse_qsl
+
+        params.update(parse_qsl(text, keep_blank_values=True))
+        return params
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json or {_FORM}, not {media or 'empty'!r}")
+    value = _parse_json(body)
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object", details=[{"field": "body", "problem": "is not an object"}])
+    params.update(value)
+    return params
+
+
+async def _push_callback(request: Request) -> Response:
+    """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
+    server: AppServer = request.app.state.server
+    try:
+        body = await _read_body(request.headers, request.stream(), server.settings.server.max_body)
+        params = _callback_params(request, body)
+        ls = server.settings.live_stream
+        check_signature(
+            request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER),
+            host=ls.callback_signing_host, key=ls.callback_signing_key, now=server.clock.timestamp(),
+        )  # fmt: skip
+        fields = dataclasses.asdict(parse_push_event(params))
+        call = _call_context(request)
+        if server.store.blocking:
+            result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
+        else:
+            result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
+        response: Response = JSONResponse(result)
+    except AppServerError as exc:
+        response = error_response(exc)
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.url.path)
+        response = error_response(InternalError("internal server error; the server log has the details"))
+    return response
 
 
 def error_response(exc: AppServerError) -> JSONResponse:
@@ -351,6 +430,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.status_code, "message": str(exc.detail), "details": None}, status_code=exc.status_code)
 
 
+class _SingleSlashes:
+    """ASGI middleware: a path with repeated slashes (``//api/v1/live/login``) is served as the single-slash path.
+
+    The web, uni-app and iOS clients build ``base + "/api/..."``, so a base URL pasted with a trailing
+    slash made every call ``//api/...`` (SPEC 1 "Base URLs"). Normalised before routing, so every
+    route, 404 and 405 sees the one path.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+            if "raw_path" in scope and scope["raw_path"] is not None:
+                scope["raw_path"] = _REPEATED_SLASHES_BYTES.sub(b"/", scope["raw_path"])
+        await self.app(scope, receive, send)
+
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+_REPEATED_SLASHES_BYTES = re.compile(rb"/{2,}")
+
+
 class _RedactQueryToken(logging.Filter):
     """Hide `?token=<jwt>` in uvicorn's access log lines.
 
@@ -374,8 +477,12 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, inline: bool | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
+
+    `inline` true runs every handler on the caller's stack, also the blocking ones (SQL, password
+    hashing) that otherwise go to the thread pool: for in-process serving, where no loop is there to
+    stall. None means inline exactly where threads are unavailable (Pyodide).
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -384,19 +491,25 @@ def create_app(server: AppServer | None = None, **settings: Any) -> Starlette:
     """
     if server is None:
         server = AppServer.from_settings(**settings)
+    if inline is None:
+        inline = not threads_available()
     _guard_access_log()
     served = served_operations()
-    routes = [Route(path, _endpoint(op), methods=["POST"]) for path, op in served]
+    routes = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
-    direct = {("POST", path): _direct(op) for path, op in served}
-    direct["GET", "/auth/refresh_token"] = _direct(refresh)
+    direct = {("POST", path): _direct(op, inline) for path, op in served}
+    direct["GET", "/auth/refresh_token"] = _direct(refresh, inline)
+    routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
-        Route("/auth/refresh_token", _endpoint(refresh), methods=["GET"]),
+        Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),
         Route("/", _root, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
-    middleware = [Middleware(CORSMiddleware, **_CORS)]
+    middleware = [
+        Middleware(_SingleSlashes),
+        Middleware(CORSMiddleware, **_CORS),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

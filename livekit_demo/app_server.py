@@ -29,7 +29,7 @@ class AppServer:
         secret = resolve_secret(settings.auth, self.store.load_secret)
         self.auth = Authenticator(settings.auth, secret, self.clock)
         self.streams = StreamUrls(settings.live_stream, settings.live_mic, self.clock)
-        self.rooms = RoomService(self.store, self.streams, self.clock)
+        self.rooms = RoomService(self.store, self.streams, self.clock, max_per_user=settings.rooms.max_per_user)
         self.im = ImTokens(settings.live_im, settings.gateway, secret, self.clock)
 
     @classmethod

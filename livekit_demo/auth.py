@@ -26,7 +26,7 @@ import jwt
 
 from .clock import Clock, format_time
 from .exceptions import SettingsError, TooManyRequests, Unauthorized
-from .passwords import verify_password
+from .passwords import decoy_hash, verify_password
 from .settings import AuthSettings
 from .types import Claims, UserId
 
@@ -85,6 +85,10 @@ class LoginThrottle:
     `window` seconds, that key is refused (429) until its oldest counted failure leaves the window.
     The address limit is higher by default: a workshop behind one NAT shares an address, and a few
     typos must not lock the whole room out. A successful login clears the username's count.
+
+    An attempt is reserved (`begin`) before its password is checked and settled (`end`) after, so
+    attempts in flight count against the limit: 200 concurrent guesses get at most `max_per_user`
+    password checks, not however many threads happen to pass the check before the first failure lands.
     """
 
     def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock) -> None:
@@ -93,6 +97,7 @@ class LoginThrottle:
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._pending: dict[str, int] = {}  # attempts reserved and not yet settled, per key
         self._sweep_at = 10000
         self._lock = threading.Lock()
 
@@ -100,21 +105,52 @@ class LoginThrottle:
         """Raise TooManyRequests when any key is locked out."""
         now = self._clock.now().timestamp()
         with self._lock:
-            for key in keys:
-                times = self._failures.get(key)
-                if times is None:
-                    continue
-                self._forget_old(times, now)
-                limit = self.max_per_user if key.startswith("user:") else self.max_per_address
-                if len(times) >= limit:
-                    retry_after = max(1, int(times[0] + self.window - now + 0.999))
-                    what = "this username" if key.startswith("user:") else "this address"
-                    raise TooManyRequests(
-                        f"too many failed logins for {what}; try again in {retry_after} s",
-                        retry_after=retry_after,
-                    )
+            self._check(keys, now)
 
-    def failed(self, *keys: str) -> None:
+    def begin(self, *keys: str) -> None:
+        """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then)."""
+        now = self._clock.now().timestamp()
+        with self._lock:
+            self._check(keys, now)
+            for key in keys:
+                self._pending[key] = self._pending.get(key, 0) + 1
+
+    def end(self, *keys: str, ok: bool) -> None:
+        """Settle an attempt reserved by `begin`: a failure is counted, a success clears the username's count."""
+        if ok:
+            self._settle(keys)
+            self.succeeded(keys[0])
+        else:
+            self.failed(*keys, _settling=True)
+
+    def _check(self, keys: tuple[str, ...], now: float) -> None:
+        for key in keys:
+            times = self._failures.get(key)
+            counted = self._forget_old(times, now) if times is not None else 0
+            pending = self._pending.get(key, 0)
+            limit = self.max_per_user if key.startswith("user:") else self.max_per_address
+            if counted + pending >= limit:
+                # Full only because of attempts in flight: they settle within a password check.
+                retry_after = max(1, int(times[0] + self.window - now + 0.999)) if times and counted >= limit else 1
+                what = "this username" if key.startswith("user:") else "this address"
+                raise TooManyRequests(
+                    f"too many failed logins for {what}; try again in {retry_after} s",
+                    retry_after=retry_after,
+                )
+
+    def _settle(self, keys: tuple[str, ...]) -> None:
+        with self._lock:
+            for key in keys:
+                left = self._pending.get(key, 0) - 1
+                if left > 0:
+                    self._pending[key] = left
+                else:
+                    self._pending.pop(key, None)
+
+    def failed(self, *keys: str, _settling: bool = False) -> None:
+        """Count one failed login for every key."""
+        if _settling:
+            self._settle(keys)
         now = self._clock.now().timestamp()
         with self._lock:
             for key in keys:
@@ -149,6 +185,10 @@ class Authenticator:
         self._verified_lock = threading.Lock()
         self.secret = secret
         self.throttle = LoginThrottle(auth.login_max_failures, auth.login_max_failures_per_address, auth.login_lockout, clock)
+        # scrypt takes 16 MiB per check: a burst of logins must not take the server's memory with it.
+        self._hashing = threading.BoundedSemaphore(auth.max_concurrent_hashes)
+        # Unknown usernames are checked against a hash as costly as a configured one (see decoy_hash).
+        self._decoy = decoy_hash(next(iter(auth.users.values()))) if auth.users else None
 
     @property
     def secret(self) -> str:
@@ -168,22 +208,33 @@ class Authenticator:
     def login(self, username: str, password: str, client: str = "") -> dict[str, object]:
         """Check the password and answer `{"code": 200, "expire", "token"}`; 401 or 429 otherwise."""
         keys = (f"user:{username}", f"addr:{client}") if client else (f"user:{username}",)
-        self.throttle.check(*keys)
-        if not self._password_ok(username, password):
-            self.throttle.failed(*keys)
+        self.throttle.begin(*keys)  # reserved before the (slow) check: concurrent guesses count
+        ok = False
+        try:
+            ok = self._password_ok(username, password)
+        finally:
+            self.throttle.end(*keys, ok=ok)
+        if not ok:
             log.info("login refused for user %r", username)
             raise Unauthorized("wrong username or password")
-        self.throttle.succeeded(keys[0])
-        return self._answer(username, self._clock.now())
+        return self._answer(username, self._clock.now(), configured=username in self.settings.users)
 
     def _password_ok(self, username: str, password: str) -> bool:
         stored = self.settings.users.get(username)
-        if stored is not None:
-            return verify_password(password, stored)
-        return self.settings.demo_login and secrets.compare_digest(password.encode(), username.encode())
+        if stored is None and self._decoy is None:
+            return self._demo_ok(username, password)  # no users configured: nothing to hide
+        with self._hashing:
+            matched = verify_password(password, stored if stored is not None else self._decoy or "")
+        return matched if stored is not None else self._demo_ok(username, password)
 
-    def issue(self, user_id: UserId, *, orig_iat: datetime | None = None) -> tuple[str, datetime]:
-        """A new token for `user_id` and its expiry."""
+    def _demo_ok(self, username: str, password: str) -> bool:
+        # The demo rule never hands out a configured, admin or reserved name (one removed from users).
+        if not self.settings.demo_login or self.settings.is_reserved(username):
+            return False
+        return secrets.compare_digest(password.encode(), username.encode())
+
+    def issue(self, user_id: UserId, *, orig_iat: datetime | None = None, configured: bool | None = None) -> tuple[str, datetime]:
+        """A new token for `user_id` and its expiry; `configured` (default: whether it is in auth.users) goes in claim `cfg`."""
         now = self._clock.now().replace(microsecond=0)
         exp = now + timedelta(seconds=self.settings.token_ttl)
         claims = {
@@ -192,6 +243,8 @@ class Authenticator:
             "iat": int(now.timestamp()),
             "exp": int(exp.timestamp()),
             "orig_iat": int((orig_iat or now).timestamp()),
+            # Whether a configured user logged in: checked on every use against the users of the day.
+            "cfg": user_id in self.settings.users if configured is None else configured,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp
 
@@ -201,10 +254,26 @@ class Authenticator:
         exp = claims["exp"]
         if self._clock.timestamp() >= exp:
             raise Unauthorized(f"token expired at {format_time(_from_ts(exp))}; log in again or refresh it")
+        self.check_still_allowed(claims)
         return self.identity(claims["id"])
 
     def identity(self, user_id: UserId) -> Identity:
+        """Who `user_id` is today: admin-ness is read from the settings on every call, never from a token."""
         return Identity(user_id, self.settings.is_admin(user_id))
+
+    def check_still_allowed(self, claims: Claims) -> None:
+        """401 when the user a valid token names may no longer log in the way it did.
+
+        A configured user's token (claim `cfg`) lapses once the user leaves `auth.users`; a demo
+        login's token lapses when the demo rule is switched off or no longer covers the name (it
+        became configured, an admin or `auth.reserved`). Checked per call, after any token cache.
+        """
+        user_id = claims["id"]
+        if claims.get("cfg") is True:
+            if user_id not in self.settings.users:
+                raise Unauthorized(f"user {user_id!r} is no longer configured on this server; log in again")
+        elif not self.settings.demo_login or self.settings.is_reserved(user_id):
+            raise Unauthorized(f"the demo login for {user_id!r} is no longer allowed on this server; log in again")
 
     def refresh(self, token: str) -> dict[str, object]:
         """A new token for a token still inside its refresh window, expired or not."""
@@ -217,10 +286,11 @@ class Authenticator:
             raise Unauthorized(
                 f"token is past its refresh window, which ended at {format_time(_from_ts(window_end))}; log in again"
             )
-        return self._answer(claims["id"], self._clock.now())
+        self.check_still_allowed(claims)
+        return self._answer(claims["id"], self._clock.now(), configured=claims.get("cfg") is True)
 
-    def _answer(self, user_id: UserId, orig_iat: datetime) -> dict[str, object]:
-        token, exp = self.issue(user_id, orig_iat=orig_iat)
+    def _answer(self, user_id: UserId, orig_iat: datetime, *, configured: bool) -> dict[str, object]:
+        token, exp = self.issue(user_id, orig_iat=orig_iat, configured=configured)
         return {"code": 200, "expire": exp.astimezone(timezone.utc).isoformat(), "token": token}
 
     def _verified_claims(self, token: str) -> Claims:

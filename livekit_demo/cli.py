@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for phones on your network)")
     serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     serve.add_argument("--config", help="a JSON or YAML settings file with the original's keys")
-    serve.add_argument("--storage", help="'memory', a TinyDB file path, or a database URL/DSN")
+    serve.add_argument("--storage", help="'memory', a TinyDB file path ending in .json, or a database URL/DSN")
     serve.add_argument("--workers", type=int, help="processes to run (more than 1 needs SQL storage)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(run=_serve)
@@ -40,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     hasher.set_defaults(run=_hash_password)
 
     checker = commands.add_parser("check", help="check any AppServer against the contract")
-    checker.add_argument("url", help="the AppServer's base URL, e.g. http://127.0.0.1:8080")
-    checker.add_argument("--username", required=True, help="a user who may log in")
-    checker.add_argument("--password", required=True, help="that user's password")
+    checker.add_argument("url", help="the AppServer's base URL, e.g. http://127.0.0.1:8080 (http:// may be left out)")
+    checker.add_argument("--username", default=None, help="a user who may log in (default: 'conformance', which a demo server admits)")
+    checker.add_argument("--password", default=None, help="that user's password (default: the username, the demo login rule)")
     checker.add_argument("--second-user", type=_name_and_password, metavar="NAME:PASS", help="another user, for identity checks (default: a demo login)")
     checker.add_argument("--keys", metavar="CONFIG", help="the server's JSON/YAML config, to verify URL signatures")
     checker.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
@@ -96,13 +96,13 @@ def _name_and_password(text: str) -> tuple[str, str]:
 def _check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .conformance import all_checks, run_checks
+    from .conformance import DEFAULT_USER, all_checks, run_checks
 
     if not all_checks(args.only):
         print(f"error: no check id matches {args.only!r}", file=sys.stderr)
         return 2
     report = run_checks(
-        args.url, args.username, args.password,
+        args.url, args.username or DEFAULT_USER, args.password,
         second_user=args.second_user, keys=args.keys, only=args.only, timeout=args.timeout,
     )  # fmt: skip
     print(report.format_table())

@@ -112,6 +112,8 @@ class AppServerClient:
         self.api_version = api_version
         self.jwt: str | None = None  # the current JWT (not named `token`: that is the IM token call)
         self.login_result: LoginResult | None = None
+        if transport is None:
+            transport = transport_for_url(self.url)
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
@@ -304,6 +306,15 @@ class AppServerClient:
         """Replace the members (the full list, in order; ``[]`` clears it)."""
         return MeetingInfo(self._call("updateMeetingInfo", {"id": room_id, "members": [dict(m) for m in members]}))
 
+    # -- presence (ours) ------------------------------------------------------------------------
+
+    def heartbeat(self, room_id: str, *, user_id: str | None = None) -> dict[str, Any]:
+        """Say `user_id` still watches the room (online for 30 s): ``{"code": 200, "online_count": n}``.
+
+        A call of ours (SPEC 14): another AppServer may answer it with 404.
+        """
+        return dict(self._call("heartbeat", {"id": room_id, "user_id": user_id or self.username}))
+
     # -- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -334,7 +345,8 @@ def connect(
     """A client for the AppServer at `url`, logged in as `username`.
 
     `url` None means the server most recently started by `start_server()` in this process; a
-    `ServerHandle` means that server. `password` None means the username itself (the demo login
+    `ServerHandle` means that server. An ``inprocess://<name>`` URL (an in-process server, as
+    `start_server` gives in a browser tab) is reached through `livekit_demo.inprocess`. `password` None means the username itself (the demo login
     rule). Raises `ApiError` when the login is refused.
 
         >>> client = connect(username="ann")                                     # doctest: +SKIP
@@ -364,6 +376,15 @@ def _base_url(url: str | ServerHandle | None) -> str:
     if server is None:
         raise LookupError("no AppServer started in this process: call livekit_demo.start_server() first, or pass a url")
     return server.url
+
+
+def transport_for_url(url: str) -> httpx.BaseTransport | None:
+    """The in-process transport for an ``inprocess://<name>`` URL; None (httpx's own) for any other URL."""
+    if urlsplit(url).scheme != "inprocess":
+        return None
+    from .inprocess import transport_for
+
+    return transport_for(url)
 
 
 def _encode_extends(extends: str | Mapping[str, Any] | None) -> str | None:

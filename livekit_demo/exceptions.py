@@ -12,7 +12,8 @@
         ├── MethodNotAllowed    405
         ├── Conflict            409
         │   ├── LifecycleConflict     transition not allowed from the room's status
-        │   └── ModeConflict          meeting call on a room whose mode is not 1
+        │   ├── ModeConflict          meeting call on a room whose mode is not 1
+        │   └── RoomLimitReached      the anchor holds rooms.max_per_user rooms already
         ├── PayloadTooLarge     413
         ├── UnsupportedMediaType 415
         ├── TooManyRequests     429   login throttled; carries `retry_after`
@@ -39,6 +40,7 @@ __all__ = [
     "Conflict",
     "LifecycleConflict",
     "ModeConflict",
+    "RoomLimitReached",
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "TooManyRequests",
@@ -134,6 +136,14 @@ class ModeConflict(Conflict):
     def __init__(self, mode: int) -> None:
         super().__init__(f"unsupported live mode: {mode}")
         self.mode = mode
+
+
+class RoomLimitReached(Conflict):
+    """The anchor already holds as many rooms as `rooms.max_per_user` allows."""
+
+    def __init__(self, anchor: str, limit: int) -> None:
+        super().__init__(f"{anchor!r} already has {limit} rooms, the most one user may have (rooms.max_per_user); delete some first")
+        self.limit = limit
 
 
 class PayloadTooLarge(AppServerError):

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
-from .operations import Operation
+from .callbacks import PUSH_EVENT_FIELDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, push_event_schema
+from .operations import PUSH_CALLBACK, Operation, callback_paths
 from .schemas import COMPONENTS, REQUESTS
 from .types import JSONDict
 
@@ -59,8 +60,63 @@ def _operation(path: str, op: Operation, max_body: int) -> JSONDict:
             "description": f"At most {max_body} bytes; unknown fields are ignored; null counts as absent",
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{REQUESTS[op.schema].name}"}}},
         }
+    if op.ours:
+        # Clients of the original never send it: say so where a reader of the document looks.
+        entry["description"] = "Ours, not the original AppServer's: livekit_demo serves this call in addition to the contract."
+        entry["x-livekit-demo-ours"] = True
     if op.authenticated or op.name == "refresh_token":
         entry["security"] = [{"bearer": []}, {"query_token": []}, {"cookie_jwt": []}]
+    return entry
+
+
+_CALLBACK_STATUSES = {
+    400: "A signature header is missing, or a parameter is missing or bad (`details` names each)",
+    401: "ALI-LIVE-SIGNATURE does not match, or ALI-LIVE-TIMESTAMP is more than 300 s from the server's clock (a replay)",
+    413: STATUS_MEANINGS[413],
+    415: "A POST body whose Content-Type is neither application/json nor application/x-www-form-urlencoded",
+    500: STATUS_MEANINGS[500],
+}
+
+
+def _push_callback(path: str, method: str, max_body: int) -> JSONDict:
+    """The CDN's push callback: signed headers instead of a JWT; query, form or JSON parameters."""
+    op = PUSH_CALLBACK
+    version = "v2" if "/v2/" in path else "v1"
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Accepted (an unknown stream too, so the CDN stops retrying); repeats change nothing",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.response}"}}},
+        }
+    }
+    for status, meaning in _CALLBACK_STATUSES.items():
+        if method == "get" and status == 415:
+            continue
+        responses[str(status)] = {"description": meaning, "content": _status_ref()}
+    headers = [
+        {"name": TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}, "description": "unix seconds; within 300 s of the server's clock"},
+        {"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "md5_hex(callback_host|timestamp|callback_auth_key)"},
+    ]  # fmt: skip
+    entry: JSONDict = {
+        "operationId": f"{version}_{op.name}_{method}",
+        "summary": op.summary,
+        "tags": [version],
+        "parameters": headers,
+        "responses": responses,
+    }
+    if method == "get":
+        entry["parameters"] = headers + [
+            {"name": name, "in": "query", "required": name in ("action", "id"), "schema": {"type": "string"}, "description": text}
+            for name, (_, text) in PUSH_EVENT_FIELDS.items()
+        ]
+    else:
+        schema = push_event_schema()
+        form = {**schema, "properties": {k: {**v, "type": "string"} for k, v in schema["properties"].items()}}
+        entry["requestBody"] = {
+            "required": True,
+            "description": f"At most {max_body} bytes; query parameters count too; unknown ones (usrargs, node) are ignored",
+            "content": {"application/json": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": form}},
+        }
     return entry
 
 
@@ -74,6 +130,8 @@ def build_openapi(served: list[tuple[str, Operation]], max_body: int) -> JSONDic
     get_refresh = _operation("/auth/refresh_token", refresh, max_body)
     get_refresh["operationId"] = "auth_refresh_token"
     paths["/auth/refresh_token"] = {"get": get_refresh}
+    for path in callback_paths():
+        paths[path] = {method: _push_callback(path, method, max_body) for method in ("get", "post")}
     paths["/"] = {
         "get": {
             "operationId": "root",

@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import builtins  # RoomService.list shadows the name inside the class
 import json
+import logging
 import operator
 import secrets
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomNotFound
+from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
+from .presence import Presence
 from .storage.base import RoomStore
-from .streams import StreamUrls
+from .streams import LINK_STREAM_KINDS, StreamUrls
 from .types import JSONDict, RoomId, UserId
 from .validation import rtc_id_problem
 
-__all__ = ["RoomService", "LIFECYCLE", "Transition", "new_room_id"]
+__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS"]
+
+log = logging.getLogger("livekit_demo.rooms")
+MAX_EVENTS = 100
+"""How many accepted stream events a server keeps (SPEC 13)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,44 @@ LIFECYCLE: dict[str, dict[RoomStatus, Transition]] = {
 }
 """SPEC section 3's lifecycle table, written once as data."""
 
+STREAM_FOLLOWING: dict[str, dict[RoomStatus, Transition]] = {
+    # Only the anchor's `start` re-opens an ended room: a pusher still retrying after the live ended
+    # must not (the reference re-opened it). Clients know no status 3 for "waiting for the stream",
+    # so a stream that ends takes a live room back to 0, as the reference did.
+    "publish": {_P: Transition(_L, set_started=True), _L: Transition(_L), _S: Transition(_L), _E: Transition(_E)},
+    "publish_done": {_P: Transition(_P), _L: Transition(_P), _S: Transition(_S), _E: Transition(_E)},
+}
+"""SPEC section 13: how a room follows its stream, as the CDN's callback reports it."""
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One accepted push callback: which room (None: the stream names none), what happened, from where."""
+
+    action: str  # "publish" or "publish_done"
+    stream: str
+    room_id: RoomId | None
+    time: datetime  # when the CDN says it happened (our clock's time when it did not say)
+    ip: str  # the pusher's address as the CDN reports it (else the caller's)
+    status_before: int | None = None
+    status_after: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        """What the event did, in words: ``0 -> 1``, ``stays 2 (ended)``, ``unknown stream``."""
+        if self.room_id is None or self.status_before is None:
+            return "unknown stream"
+        if self.status_before == self.status_after:
+            return f"stays {self.status_before} ({RoomStatus(self.status_before).label})"
+        return f"{self.status_before} -> {self.status_after}"
+
+    def to_json(self) -> JSONDict:
+        """The event as plain data (time as RFC 3339)."""
+        return {
+            "room_id": self.room_id, "action": self.action, "time": format_time(self.time), "ip": self.ip,
+            "stream": self.stream, "outcome": self.outcome,
+        }  # fmt: skip
+
 
 class _UUID7:
     """Version 7 UUIDs (millisecond time, then random bits), strictly increasing within a process.
@@ -100,7 +146,9 @@ new_room_id = _UUID7()
 
 
 OnlineSource = Callable[[RoomId], int]
-"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers)."""
+"""Something that knows how many are watching a room right now (the local edge, heartbeating viewers).
+
+A source that also has a `forget(room_id)` method is told when a room is deleted."""
 
 
 class _Metrics:
@@ -142,30 +190,57 @@ class _Metrics:
         with self._lock:
             self._pv.pop(room_id, None)
             self._visitors.pop(room_id, None)
+        for source in self._online_sources:
+            forget = getattr(source, "forget", None)
+            if callable(forget):
+                forget(room_id)
 
 
 class RoomService:
     """Every room call of the contract, for an acting identity."""
 
-    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock) -> None:
+    def __init__(self, store: RoomStore, streams: StreamUrls, clock: Clock, *, max_per_user: int = 1000) -> None:
         self.store = store
+        self.max_per_user = max_per_user
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self.presence = Presence(clock)  # heartbeating viewers (SPEC 14), one of the online sources
+        self.metrics.add_online_source(self.presence)
+        self._events: deque[StreamEvent] = deque(maxlen=MAX_EVENTS)
+        self._events_lock = threading.Lock()
+        self._delete_listeners: builtins.list[Callable[[RoomId], None]] = []
+
+    def on_delete(self, listener: Callable[[RoomId], None]) -> None:
+        """Call `listener(room_id)` after each room is deleted (the local edge disconnects its publisher)."""
+        self._delete_listeners.append(listener)
+
+    @property
+    def events(self) -> builtins.list[StreamEvent]:
+        """The last accepted stream events (at most `MAX_EVENTS`), oldest first."""
+        with self._events_lock:
+            return builtins.list(self._events)
 
     def __repr__(self) -> str:
         return f"RoomService(store={self.store.kind})"
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def create(self, actor: Identity, fields: JSONDict) -> RoomInfo:
-        """A new room for `fields["anchor"]`, answered with its push URLs."""
+    def create(self, actor: Identity, fields: JSONDict, *, host: str = "") -> RoomInfo:
+        """A new room for `fields["anchor"]`, answered with its push URLs.
+
+        `host` (here and below): the host name the caller reached the server at, for URLs that point at a local edge.
+        """
         anchor = fields["anchor"]
         mode = fields.get("mode", Mode.NORMAL)
         # A field rule, so it is a 400 before the identity 403 (SPEC 1's order of checks).
         if mode == Mode.LINK and (problem := rtc_id_problem(anchor)):
             raise BadRequest.for_fields([{"field": "anchor", "problem": f"a co-streaming room's anchor {problem}"}])
         self.check_acting_as(actor, anchor, "anchor")
+        # A soft bound (two creates at once may both pass at the limit): it keeps one user from
+        # filling memory or disk with rooms, it is not an exact quota.
+        if self.store.count(anchor=anchor) >= self.max_per_user:
+            raise RoomLimitReached(anchor, self.max_per_user)
         now = to_second(self.clock.now())
         room_id = new_room_id(self.clock)
         record = RoomRecord(
@@ -185,30 +260,45 @@ class RoomService:
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
         self.store.insert(record)
-        return self._room_info(record, anchor, actor, with_push=True)
+        return self._room_info(record, anchor, actor, with_push=True, host=host)
 
-    def get(self, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def get(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """The room as `user_id` sees it; counts the visit."""
         self.check_acting_as(actor, user_id, "user_id")
         record = self._find(room_id)
         self.metrics.visit(room_id, user_id)
-        return self._room_info(record, user_id, actor)
+        return self._room_info(record, user_id, actor, host=host)
 
-    def list(self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None) -> list[RoomInfo]:
+    def list(
+        self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = ""
+    ) -> list[RoomInfo]:
         """A page of rooms, newest first, as `user_id` sees them (no visits counted)."""
         self.check_acting_as(actor, user_id, "user_id")
         wanted = None if status in (None, -1) else status
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
-        return [self._room_info(r, user_id, actor) for r in records]
+        return [self._room_info(r, user_id, actor, host=host) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
+        """The co-streaming members; ``[]`` on a room whose mode is not 1.
+
+        Not a 409 there: the web client reads the members of every room it opens without handling
+        an error, and the reference Java AppServer answers the empty list too (SPEC 3).
+        """
         record = self._find(room_id)
-        self._require_link_mode(record)
+        if record.mode != Mode.LINK:
+            return MeetingInfo(members=[])
         return MeetingInfo(members=self._members_out(record))
+
+    def heartbeat(self, actor: Identity, room_id: RoomId, user_id: UserId) -> JSONDict:
+        """`user_id` is still watching: online for the next 30 s; answers the room's online count."""
+        self.check_acting_as(actor, user_id, "user_id")
+        self._find(room_id)
+        self.presence.beat(room_id, user_id)
+        return {"code": 200, "online_count": self.metrics.online(room_id)}
 
     # -- changes -------------------------------------------------------------------------------
 
-    def update(self, actor: Identity, room_id: RoomId, fields: JSONDict) -> RoomInfo:
+    def update(self, actor: Identity, room_id: RoomId, fields: JSONDict, *, host: str = "") -> RoomInfo:
         """Overwrite the fields given non-empty; the others stay (a field cannot be cleared)."""
         changes = {k: v for k, v in fields.items() if k != "id" and v != ""}
 
@@ -217,9 +307,9 @@ class RoomService:
             return record.copy(**changes, updated_at=to_second(self.clock.now()))
 
         record = self._update(room_id, change)
-        return self._room_info(record, actor.user_id, actor)
+        return self._room_info(record, actor.user_id, actor, host=host)
 
-    def transition(self, action: str, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def transition(self, action: str, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """`start`, `pause` or `stop`, as the lifecycle table says."""
         self.check_acting_as(actor, user_id, "user_id")
         table = LIFECYCLE[action]
@@ -243,18 +333,83 @@ class RoomService:
             return new
 
         record = self._update(room_id, change)
-        return self._room_info(record, user_id, actor)
+        return self._room_info(record, user_id, actor, host=host)
 
-    def delete(self, actor: Identity, room_id: RoomId, user_id: UserId) -> RoomInfo:
+    def delete(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """Remove the room; answer it as it was."""
         self.check_acting_as(actor, user_id, "user_id")
         record = self._find(room_id)
         self._require_anchor(actor, record)
-        answer = self._room_info(record, user_id, actor)
+        answer = self._room_info(record, user_id, actor, host=host)
         if self.store.delete(room_id) is None:
             raise RoomNotFound(room_id)  # deleted by someone else in between
         self.metrics.forget(room_id)
+        for listener in self._delete_listeners:
+            try:
+                listener(room_id)
+            except Exception:  # the room is gone either way; a listener's fault must not turn that into a 500
+                log.exception("a room-delete listener failed for room %s", room_id)
         return answer
+
+    def follow_stream(self, action: str, stream: str, *, ip: str = "", time: datetime | None = None) -> StreamEvent:
+        """The room named by `stream` follows a CDN push event (`publish`, `publish_done`); the event is kept.
+
+        `stream` is a room id, or a co-streaming mix ``{app_id}_{meeting_id}_{anchor}_camera`` (or ``_audio``).
+        A stream naming no room changes nothing (the event says so). Repeats change nothing.
+        """
+        table = STREAM_FOLLOWING[action]
+        record = self._room_of_stream(stream)
+        before = after = None
+        if record is not None:
+            before = int(record.status)
+
+            def change(current: RoomRecord) -> RoomRecord:
+                status = RoomStatus(current.status)
+                cell = table[status]
+                if not cell.changes(status):
+                    return current
+                now = to_second(self.clock.now())
+                new = current.copy(status=cell.to, updated_at=now)
+                if cell.set_started:
+                    new.started_at = now
+                return new
+
+            updated = self.store.update(record.id, change)
+            if updated is None:  # deleted in between: as unknown as a stream that never named a room
+                record = None
+            else:
+                after = int(updated.status)
+        event = StreamEvent(
+            action, stream, record.id if record is not None else None, time or to_second(self.clock.now()), ip,
+            before if record is not None else None, after,
+        )  # fmt: skip
+        if record is None:
+            log.info("stream event %s for %r: the stream names no room; answered 200 so the CDN stops retrying", action, stream)
+        elif before == RoomStatus.ENDED and action == "publish":
+            log.info("stream event publish for ended room %s: it stays ended (only the anchor's start re-opens it)", record.id)
+        with self._events_lock:
+            self._events.append(event)
+        return event
+
+    def _room_of_stream(self, stream: str) -> RoomRecord | None:
+        """The room a CDN stream names: by id, or by the co-streaming mix's exact meeting_id and anchor."""
+        if not stream:
+            return None
+        record = self.store.get(stream)
+        if record is not None:
+            return record
+        prefix = f"{self.streams.live_mic.app_id}_"
+        kind = next((k for k in LINK_STREAM_KINDS if stream.endswith(f"_{k}")), None)
+        if kind is None or not stream.startswith(prefix):
+            return None
+        # A meeting id is a UUID (no "_"); the anchor follows the RTC rule, which allows "_".
+        meeting_id, sep, anchor = stream[len(prefix) : -len(kind) - 1].partition("_")
+        if not sep or not meeting_id or not anchor:
+            return None
+        record = self.store.get_by_meeting(meeting_id)
+        if record is None or record.anchor_id != anchor or record.mode != Mode.LINK:
+            return None
+        return record
 
     def update_meeting(self, actor: Identity, room_id: RoomId, members: builtins.list[JSONDict]) -> MeetingInfo:
         """Replace the members, in the order given."""
@@ -314,7 +469,7 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False) -> RoomInfo:
+    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "") -> RoomInfo:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
         # The stored fields the original answers, in its order, read in one go; then the few that
         # are not answered as stored are converted in place (which keeps their place in the order).
@@ -323,12 +478,12 @@ class RoomService:
             info[name] = format_time(info[name])
         info["status"] = int(info["status"])
         info["mode"] = int(info["mode"])
-        info["pull_url_info"] = self.streams.pull_info(record.id)
+        info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
-            info["push_url_info"] = self.streams.push_info(record.id)
+            info["push_url_info"] = self.streams.push_info(record.id, host)
         if record.mode == Mode.LINK:
-            info["link_info"] = self.streams.link_info(record, viewer)
+            info["link_info"] = self.streams.link_info(record, viewer, host)
         info["metrics"] = self.metrics.of(record.id)
         info["user_status"] = {"mute": False, "mute_source": []}
         if record.status == RoomStatus.ENDED:

@@ -24,13 +24,14 @@ import html
 import http.client
 import logging
 import socket
+import sys
 import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
-from .serving import bind_socket
+from .serving import bind_socket, import_uvicorn
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from .app_server import AppServer
 
-__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers"]
+__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "threads_available"]
 
 log = logging.getLogger("livekit_demo.server")
 
@@ -49,6 +50,11 @@ _POLL = 0.005  # seconds between readiness checks: short, since a start takes so
 
 _registry_lock = threading.Lock()
 _running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
+
+
+def threads_available() -> bool:
+    """False where no thread can be started: Pyodide in a browser or Node (``sys.platform == "emscripten"``)."""
+    return sys.platform not in ("emscripten", "wasi")
 
 
 class _ForwardToOurLogger(logging.Handler):
@@ -118,7 +124,7 @@ class ServerHandle:
         """Bind, start the thread and return once the server answers ``GET /``; raise the real cause if not."""
         if self.running:
             return self
-        import uvicorn
+        uvicorn = import_uvicorn()
 
         from .api import create_app
         from .app_server import AppServer
@@ -200,9 +206,7 @@ class ServerHandle:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, wait for the thread to end and free the port. Stopping twice is harmless."""
-        with _registry_lock:
-            if self in _running:
-                _running.remove(self)
+        self._unregister()
         server, thread = self._uvicorn, self._thread
         if server is not None:
             server.should_exit = True
@@ -220,6 +224,12 @@ class ServerHandle:
             self.app_server.close()
         self._uvicorn = None
         self._thread = None
+
+    def _unregister(self) -> None:
+        """Leave the list of `running_servers()` (the first step of every stop)."""
+        with _registry_lock:
+            if self in _running:
+                _running.remove(self)
 
     def restart(self) -> ServerHandle:
         """Stop and start again on the same port, like restarting the server process.
@@ -252,7 +262,9 @@ class ServerHandle:
         state = "running" if self.running else "stopped"
         color = "#1a7f37" if self.running else "#888"
         url = html.escape(self.url)
-        link = f"<a href='{url}/' target='_blank'>{url}</a>" if self.running else f"<code>{url}</code>"
+        # An in-process URL is no link: only this process's clients can reach it, not a browser.
+        linkable = self.running and self.url.startswith("http")
+        link = f"<a href='{url}/' target='_blank'>{url}</a>" if linkable else f"<code>{url}</code>"
         return (
             "<table><caption style='text-align:left'><b>livekit_demo AppServer</b></caption>"
             f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>"
@@ -283,9 +295,14 @@ def start_server(
     clock: Clock | None = None,
     timeout: float = START_TIMEOUT,
     env: Any = None,
+    inprocess: bool | None = None,
     **settings: Any,
 ) -> ServerHandle:
     """Start the AppServer in a daemon thread on 127.0.0.1 and return once it answers.
+
+    `inprocess` true gives an `InProcessServer` instead: no thread, no socket, ``url``
+    ``inprocess://<name>``, reached by this process's clients only (see `livekit_demo.inprocess`).
+    None (the default) means in-process exactly where threads are unavailable (Pyodide, JupyterLite).
 
     `settings` are `Settings.build`'s keyword arguments (``storage="memory"``,
     ``auth={"token_ttl": 60}``...), over `config_file` and the environment (`env`, default
@@ -309,7 +326,15 @@ def start_server(
     built = built.replace(server={"host": LOOPBACK, "port": port})
     if not keep:
         stop_all()
-    handle = ServerHandle(built, clock=clock, timeout=timeout).start()
+    if inprocess is None:
+        inprocess = not threads_available()
+    handle: ServerHandle
+    if inprocess:
+        from .inprocess import InProcessServer
+
+        handle = InProcessServer(built, clock=clock).start()
+    else:
+        handle = ServerHandle(built, clock=clock, timeout=timeout).start()
     with _registry_lock:
         _running.append(handle)
     return handle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .models import MEETING_MEMBER_FIELDS, METRICS_FIELDS, ROOMINFO_FIELDS
 from .types import JSONDict
-from .validation import Field, Schema, rtc_id_problem, user_id_problem
+from .validation import Field, Schema, rtc_id_problem, shown, user_id_problem
 
 __all__ = ["REQUESTS", "COMPONENTS", "MAX_MEMBERS", "EXTENDS_MAX_BYTES"]
 
@@ -22,7 +22,7 @@ def _mode_problem(value: int) -> str | None:
     if value == 2:
         return "mode 2 (PK) is in the contract's enum but not supported; use 0 (plain live) or 1 (co-streaming)"
     if value not in (0, 1):
-        return f"must be 0 (plain live) or 1 (co-streaming), not {value}"
+        return f"must be 0 (plain live) or 1 (co-streaming), not {shown(value)}"
     return None
 
 
@@ -126,6 +126,11 @@ REQUESTS: dict[str, Schema] = {
     "stop": _ROOM_AS_USER,
     "delete": _ROOM_AS_USER,
     "getMeetingInfo": Schema("GetMeetingInfoRequest", (_ROOM_ID,)),
+    "heartbeat": Schema(
+        "HeartbeatRequest",
+        (_ROOM_ID, _user("user_id", "the watching viewer; must be the token's user unless that user is an admin")),
+        description="Ours (SPEC 14): a viewer counts as online for 30 s after its last heartbeat.",
+    ),
     "updateMeetingInfo": Schema(
         "MeetingActionRequest",
         (
@@ -211,4 +216,6 @@ COMPONENTS: dict[str, JSONDict] = {
     ),
     "MeetingInfo": _obj({"members": {"type": "array", "items": _ref("MeetingMember")}}),
     "RoomList": {"type": "array", "items": _ref("RoomInfo")},
+    "HeartbeatResponse": _obj({"code": {"type": "integer", "enum": [200]}, "online_count": _INT}),
+    "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

@@ -13,10 +13,20 @@ import socket
 import sys
 from typing import Any, TextIO
 
-from .exceptions import SettingsError
+from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
 
-__all__ = ["serve", "uvicorn_options", "bind_socket", "base_urls", "is_loopback", "local_addresses", "app_factory", "check_workers"]
+__all__ = [
+    "serve",
+    "import_uvicorn",
+    "uvicorn_options",
+    "bind_socket",
+    "base_urls",
+    "is_loopback",
+    "local_addresses",
+    "app_factory",
+    "check_workers",
+]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
 _SINGLE_PROCESS_STORES = ("tinydb", "memory", "none")
@@ -54,12 +64,16 @@ def local_addresses() -> list[str]:
 
 
 def base_urls(host: str, port: int) -> list[str]:
-    """The base URLs to enter in a client; one per address for a wildcard host."""
+    """The base URLs to enter in a client (no trailing slash); one per address for a wildcard host.
+
+    No trailing slash: the web, uni-app and iOS clients build ``base + "/api/..."``, so a pasted
+    ``.../`` would make every call ``//api/...``.
+    """
     if host in ("0.0.0.0", "::", ""):
         addresses = local_addresses() or ["127.0.0.1"]
-        return [f"http://{a}:{port}/" for a in addresses]
+        return [f"http://{a}:{port}" for a in addresses]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}/"]
+    return [f"http://{shown}:{port}"]
 
 
 def check_workers(settings: Settings) -> None:
@@ -112,9 +126,21 @@ def app_factory() -> Any:
     return create_app(AppServer(Settings.build(env={}, **data)))
 
 
+def import_uvicorn() -> Any:
+    """The uvicorn module, or a `LivekitDemoError` saying how to get it (a browser tab has none, and no sockets)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise LivekitDemoError(
+            "serving over HTTP needs uvicorn (pip install uvicorn); without it, e.g. in a browser tab, "
+            "livekit_demo.start_server(inprocess=True) serves in-process"
+        ) from None
+    return uvicorn
+
+
 def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     """Run until interrupted; print the base URL(s) first."""
-    import uvicorn
+    uvicorn = import_uvicorn()
 
     from .api import create_app
     from .app_server import AppServer

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import SettingsError
-from .passwords import is_password_hash
+from .passwords import is_password_hash, unsupported_reason
 
 __all__ = [
     "Settings",
@@ -35,12 +35,18 @@ __all__ = [
     "StorageSettings",
     "AuthSettings",
     "ServerSettings",
+    "EdgeSettings",
+    "PLACEHOLDER_DOMAINS",
+    "RoomsSettings",
     "parse_storage",
     "ENV_PREFIXES",
 ]
 
 ENV_PREFIXES = ("SPF_", "LIVEKIT_DEMO_")
 """Environment prefixes in the order applied: ours wins over the original's."""
+
+PLACEHOLDER_DOMAINS = ("push.example.com", "pull.example.com")
+"""The default push and pull domains: while both are these, a running local edge serves the URLs (SPEC 13)."""
 
 STORAGE_TYPES = ("tinydb", "memory", "none", "mysql", "postgresql", "sqlite", "sql")
 
@@ -56,6 +62,23 @@ class LiveStreamSettings:
     app_name: str = "live"
     scheme: str = "http"
     auth_expires: int = 604800
+    callback_host: str = ""  # the host the CDN signs its push callbacks with ("": push_url, as the reference)
+    callback_auth_key: str = field(default="", repr=False)  # "": the push auth key
+
+    @property
+    def placeholder_domains(self) -> bool:
+        """Whether push and pull are still the example domains (no CDN configured)."""
+        return (self.push_url, self.pull_url) == PLACEHOLDER_DOMAINS
+
+    @property
+    def callback_signing_host(self) -> str:
+        """The host in `ALI-LIVE-SIGNATURE`: `callback_host`, else `push_url` as configured."""
+        return self.callback_host or self.push_url
+
+    @property
+    def callback_signing_key(self) -> str:
+        """The key in `ALI-LIVE-SIGNATURE`: `callback_auth_key`, else the push auth key."""
+        return self.callback_auth_key or self.push_auth_key
 
     def _check(self) -> None:
         _require(self.scheme in ("http", "https"), "live_stream.scheme", "must be 'http' or 'https'")
@@ -110,6 +133,9 @@ class AuthSettings:
 
     users: dict[str, str] = field(default_factory=dict, repr=False)
     admins: list[str] = field(default_factory=list)
+    # Names the demo rule must never hand out: users removed from `users` belong here, since nothing
+    # else remembers that a name was once configured (admins and configured users are reserved anyway).
+    reserved: list[str] = field(default_factory=list)
     demo_login: bool = True
     jwt_secret: str = field(default="", repr=False)
     secret_file: str = ""  # where memory and TinyDB storage keep a generated secret (SQL keeps it in the database)
@@ -118,6 +144,7 @@ class AuthSettings:
     login_max_failures: int = 5  # per username, within login_lockout seconds
     login_max_failures_per_address: int = 50  # per client address: higher, since a class may share one NAT
     login_lockout: int = 60
+    max_concurrent_hashes: int = 4  # password checks at once (scrypt takes 16 MiB each); more wait
 
     def _check(self) -> None:
         for name, stored in self.users.items():
@@ -126,17 +153,23 @@ class AuthSettings:
                 f"auth.users.{name}",
                 "is not a password hash; make one with `livekit-demo hash-password` (plain passwords are refused)",
             )
+            reason = unsupported_reason(stored)
+            _require(reason is None, f"auth.users.{name}", reason or "")
         _require(
             not self.jwt_secret or len(self.jwt_secret.encode("utf-8")) >= 32,
             "auth.jwt_secret",
             "must be at least 32 bytes (or empty, to generate one)",
         )
-        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout"):
+        for key in ("token_ttl", "refresh_window", "login_max_failures", "login_max_failures_per_address", "login_lockout", "max_concurrent_hashes"):
             _require(getattr(self, key) > 0, f"auth.{key}", "must be a positive number")
 
     def is_admin(self, user_id: str) -> bool:
         """Admins are configured users named in `admins`: the demo login rule never makes one."""
         return user_id in self.users and user_id in self.admins
+
+    def is_reserved(self, user_id: str) -> bool:
+        """Names the demo login rule never applies to: configured users, admins, and `reserved`."""
+        return user_id in self.users or user_id in self.admins or user_id in self.reserved
 
 
 @dataclass(frozen=True)
@@ -157,6 +190,31 @@ class ServerSettings:
         _require(self.log_level in levels, "server.log_level", f"must be one of {', '.join(levels)}")
 
 
+@dataclass(frozen=True)
+class EdgeSettings:
+    """The local media edge (SPEC 13): off by default; RTMP port and limits when on."""
+
+    enabled: bool = False
+    rtmp_port: int = 1935
+    max_streams: int = 16
+    max_viewers: int = 200
+
+    def _check(self) -> None:
+        _require(0 <= self.rtmp_port <= 65535, "edge.rtmp_port", "must be between 0 and 65535 (0: any free port)")
+        _require(self.max_streams >= 1, "edge.max_streams", "must be at least 1")
+        _require(self.max_viewers >= 1, "edge.max_viewers", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class RoomsSettings:
+    """Limits on rooms."""
+
+    max_per_user: int = 1000  # rooms one anchor may hold at once (64 KiB extends each: a bound on memory and disk)
+
+    def _check(self) -> None:
+        _require(self.max_per_user > 0, "rooms.max_per_user", "must be a positive number")
+
+
 _SECTIONS: dict[str, type] = {
     "live_stream": LiveStreamSettings,
     "live_mic": LiveMicSettings,
@@ -165,6 +223,8 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "auth": AuthSettings,
     "server": ServerSettings,
+    "edge": EdgeSettings,
+    "rooms": RoomsSettings,
 }
 
 
@@ -179,6 +239,8 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
+    rooms: RoomsSettings = field(default_factory=RoomsSettings)
 
     @classmethod
     def build(
@@ -236,7 +298,7 @@ class Settings:
 
 
 def parse_storage(text: str) -> dict[str, str]:
-    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, else a TinyDB path."""
+    """Storage settings from one string: ``memory``/``none``, a database URL or DSN, or a TinyDB path ending in ``.json``."""
     value = text.strip()
     if value in ("memory", "none"):
         return {"type": value, "url": ""}
@@ -248,9 +310,23 @@ def parse_storage(text: str) -> dict[str, str]:
         if scheme not in kinds:
             raise SettingsError("storage.url", f"unknown database scheme {scheme!r}; use mysql://, postgresql:// or sqlite:///")
         return {"type": kinds[scheme], "url": value}
-    if not value:
-        raise SettingsError("storage", "is empty; use 'memory', a file path or a database URL")
-    return {"type": "tinydb", "url": value}
+    if value.lower().endswith(".json"):
+        return {"type": "tinydb", "url": value}
+    # A typo ('memroy') must not quietly become a TinyDB file of that name: only the three forms pass.
+    raise SettingsError("storage", f"{value!r} is none of the three forms: {STORAGE_FORMS}")
+
+
+STORAGE_FORMS = "'memory' (or 'none'), a TinyDB file path ending in '.json', or a database URL (mysql://, postgresql://, sqlite:///)"
+"""The storage strings `parse_storage` accepts, for messages and help texts."""
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        # PyYAML is not a requirement in a browser tab (Pyodide): JSON files and keyword settings are.
+        raise SettingsError("config_file", "reading YAML needs PyYAML (pip install pyyaml); or write the file as JSON") from None
+    return yaml
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -262,9 +338,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml().safe_load(text)
         else:
             data = json.loads(text)
     except Exception as exc:  # the parsers' own errors name line and column

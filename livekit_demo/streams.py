@@ -1,7 +1,9 @@
 """Stream URLs for a room and a viewer: CDN push and pull, and co-streaming (RTC), from settings.
 
 The forms are the tables of SPEC section 4; the hashes come from `signing`, the time from one
-injectable clock, so tests see exact URLs:
+injectable clock, so tests see exact URLs. While a local edge runs (SPEC 13) and the domains are the
+placeholders, the RTMP, FLV and HLS URLs point at the edge, on the host the caller reached us at
+(the api layer passes that host down as a plain string):
 
     >>> from livekit_demo.clock import FixedClock
     >>> from livekit_demo.settings import LiveMicSettings, LiveStreamSettings
@@ -12,6 +14,7 @@ injectable clock, so tests see exact URLs:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock
@@ -20,7 +23,7 @@ from .settings import LiveMicSettings, LiveStreamSettings, Settings
 from .signing import RTC_HOST, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
 from .types import JSONDict, RoomId, UserId
 
-__all__ = ["StreamUrls", "LINK_TTL", "LINK_CDN_APP", "link_stream_name"]
+__all__ = ["StreamUrls", "EdgeAddress", "LINK_TTL", "LINK_CDN_APP", "LINK_STREAM_KINDS", "link_stream_name"]
 
 LINK_TTL = 86400
 """Seconds that co-streaming URLs (the CDN mix and the RTC URLs) stay valid."""
@@ -29,9 +32,23 @@ LINK_CDN_APP = "live"
 """The CDN app of the co-streamed mix, whatever `live_stream.app_name` is (as in the original)."""
 
 
+LINK_STREAM_KINDS = ("camera", "audio")
+"""The suffixes of a co-streaming mix's CDN streams: the picture, and the audio-only mix."""
+
+
 def link_stream_name(app_id: str, meeting_id: str, anchor_id: UserId) -> str:
     """The CDN stream of a co-streaming room's mix: ``{app_id}_{meeting_id}_{anchor_id}_camera``."""
     return f"{app_id}_{meeting_id}_{anchor_id}_camera"
+
+
+@dataclass(frozen=True)
+class EdgeAddress:
+    """Where a running local edge listens: its RTMP port, the AppServer's HTTP port (which serves FLV/HLS),
+    and the host for callers whose host is unknown."""
+
+    rtmp_port: int
+    http_port: int
+    default_host: str = "127.0.0.1"
 
 
 class StreamUrls:
@@ -41,32 +58,48 @@ class StreamUrls:
         self.live_stream = live_stream
         self.live_mic = live_mic
         self.clock = clock
-        # URLs made within the current second for the current settings: a URL depends on nothing
-        # else (its expiry is the second plus a fixed TTL), so within that second it is reused.
-        self._made: tuple[tuple[int, LiveStreamSettings, LiveMicSettings], dict[tuple[str, ...], Any]] = ((-1, live_stream, live_mic), {})
+        self.edge: EdgeAddress | None = None  # set while a local edge runs (the wiring does)
+        # URLs made within the current second for the current settings and edge: a URL depends on
+        # nothing else but the caller's host (in the key), as its expiry is the second plus a fixed
+        # TTL; so within that second it is reused.
+        self._made: tuple[tuple[Any, ...], dict[tuple[str, ...], Any]] = ((-1,), {})
+
+    @property
+    def at_edge(self) -> bool:
+        """Whether URLs point at the local edge: it runs, and push/pull are still the placeholder domains."""
+        return self.edge is not None and self.live_stream.placeholder_domains
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> StreamUrls:
         """The URL builder for one server's settings."""
         return cls(settings.live_stream, settings.live_mic, clock)
 
-    def push_info(self, room_id: RoomId) -> JSONDict:
-        """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`)."""
+    def push_info(self, room_id: RoomId, host: str = "") -> JSONDict:
+        """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`); `host`: the one the caller reached us at."""
         now = self.clock.timestamp()
         made = self._made_in(now)
-        key = ("push", room_id)
+        key = ("push", room_id, host)
         urls = made.get(key)
         if urls is None:
-            urls = made[key] = self._push(room_id, now + self.live_stream.auth_expires)
+            urls = made[key] = self._push(room_id, now + self.live_stream.auth_expires, host)
         return dict(urls)  # a copy: the caller may change its answer, not ours
 
-    def pull_info(self, room_id: RoomId) -> JSONDict:
+    def pull_info(self, room_id: RoomId, host: str = "") -> JSONDict:
         """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`)."""
         ls = self.live_stream
         now = self.clock.timestamp()
-        return dict(self._pull_made(self._made_in(now), ls.app_name, room_id, now + ls.auth_expires))
+        return dict(self._pull_made(self._made_in(now), ls.app_name, room_id, now + ls.auth_expires, host))
 
-    def link_info(self, record: RoomRecord, viewer_id: UserId) -> JSONDict:
+    def player_url(self, room_id: RoomId, host: str = "") -> str | None:
+        """The signed fragmented-MP4 URL the local edge serves a browser's `<video>`, or None without an edge."""
+        if self.edge is None:
+            return None
+        ls = self.live_stream
+        where = self._http_authority(ls.pull_url, host) if self.at_edge else self._edge_authority(host, self.edge.http_port)
+        exp = self.clock.timestamp() + ls.auth_expires
+        return sign_url(f"http://{where}/{ls.app_name}/{room_id}.mp4", ls.pull_auth_key, exp)
+
+    def link_info(self, record: RoomRecord, viewer_id: UserId, host: str = "") -> JSONDict:
         """LinkInfo of a mode 1 room for one viewer: the CDN mix and the viewer's RTC push/play URLs."""
         # An empty meeting_id (a row from another server) still gets URLs, as the original gave, not a 500.
         if record.mode != Mode.LINK:
@@ -75,7 +108,7 @@ class StreamUrls:
         made = self._made_in(now)
         stream = link_stream_name(self.live_mic.app_id, record.meeting_id, record.anchor_id)
         return {
-            "cdn_pull_info": dict(self._pull_made(made, LINK_CDN_APP, stream, now + LINK_TTL)),
+            "cdn_pull_info": dict(self._pull_made(made, LINK_CDN_APP, stream, now + LINK_TTL, host)),
             "rtc_push_url": self._rtc_made(made, "push", record.meeting_id, viewer_id, now + LINK_TTL),
             "rtc_pull_url": self._rtc_made(made, "play", record.meeting_id, viewer_id, now + LINK_TTL),
         }
@@ -84,38 +117,6 @@ class StreamUrls:
         """The RTC play URL of a meeting member, supplied when the client left `rtc_pull_url` empty."""
         now = self.clock.timestamp()
         return self._rtc_made(self._made_in(now), "play", meeting_id, user_id, now + LINK_TTL)
-
-    def _made_in(self, now: int) -> dict[tuple[str, ...], Any]:
-        """The URLs made in second `now` under the current settings (a new, empty table for a new second)."""
-        stamp, made = self._made
-        if stamp[0] != now or stamp[1] is not self.live_stream or stamp[2] is not self.live_mic:
-            made = {}
-            # One assignment: a thread still holding the old table fills that one, never this.
-            self._made = ((now, self.live_stream, self.live_mic), made)
-        return made
-
-    def _pull_made(self, made: dict[tuple[str, ...], Any], app: str, stream: str, exp: int) -> JSONDict:
-        key = ("pull", app, stream, str(exp))  # the two TTLs (CDN, link) may name one stream
-        urls = made.get(key)
-        if urls is None:
-            urls = made[key] = self._pull(app, stream, exp)
-        return urls
-
-    def _rtc_made(self, made: dict[tuple[str, ...], Any], direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
-        key = ("rtc", direction, channel, user_id)
-        url = made.get(key)
-        if url is None:
-            url = made[key] = self._rtc(direction, channel, user_id, timestamp)
-        return url
-
-    def _push(self, room_id: RoomId, exp: int) -> JSONDict:
-        ls = self.live_stream
-        uri = f"/{ls.app_name}/{room_id}"
-        return {
-            "rtmp_url": sign_url(f"rtmp://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
-        }
 
     def explain(self, url: str) -> UrlExplanation:
         """`signing.explain_url` with the key these settings sign that URL's host with, at the clock's time."""
@@ -129,17 +130,75 @@ class StreamUrls:
             RTC_HOST: self.live_mic.app_key,
         }
         key = keys.get(unkeyed.host.lower())
-        return explain_url(url, key, now=now) if key else unkeyed
+        if key:
+            return explain_url(url, key, now=now)
+        if self.edge is not None and unkeyed.kind == "cdn-type-a":
+            # The edge's URLs share one host for push and pull: whichever key the signature holds with.
+            tried = [explain_url(url, k, now=now) for k in (ls.pull_auth_key, ls.push_auth_key) if k]
+            return next((e for e in tried if e.signature_valid), tried[0] if tried else unkeyed)
+        return unkeyed
 
-    def _pull(self, app: str, stream: str, exp: int) -> JSONDict:
+    def _made_in(self, now: int) -> dict[tuple[str, ...], Any]:
+        """The URLs made in second `now` under the current settings and edge (a new, empty table when any changed)."""
+        stamp, made = self._made
+        if stamp != (now, self.live_stream, self.live_mic, self.edge):
+            made = {}
+            # One assignment: a thread still holding the old table fills that one, never this.
+            self._made = ((now, self.live_stream, self.live_mic, self.edge), made)
+        return made
+
+    def _pull_made(self, made: dict[tuple[str, ...], Any], app: str, stream: str, exp: int, host: str) -> JSONDict:
+        key = ("pull", app, stream, str(exp), host)  # the two TTLs (CDN, link) may name one stream
+        urls = made.get(key)
+        if urls is None:
+            urls = made[key] = self._pull(app, stream, exp, host)
+        return urls
+
+    def _rtc_made(self, made: dict[tuple[str, ...], Any], direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
+        key = ("rtc", direction, channel, user_id)
+        url = made.get(key)
+        if url is None:
+            url = made[key] = self._rtc(direction, channel, user_id, timestamp)
+        return url
+
+    def _push(self, room_id: RoomId, exp: int, host: str) -> JSONDict:
         ls = self.live_stream
-        base = f"{ls.pull_url}/{app}/{stream}"
+        uri = f"/{ls.app_name}/{room_id}"
         return {
-            "rtmp_url": sign_url(f"rtmp://{base}", ls.pull_auth_key, exp),
-            "rts_url": sign_url(f"artc://{base}", ls.pull_auth_key, exp),
-            "flv_url": sign_url(f"{ls.scheme}://{base}.flv", ls.pull_auth_key, exp),
-            "hls_url": sign_url(f"{ls.scheme}://{base}.m3u8", ls.pull_auth_key, exp),
+            "rtmp_url": sign_url(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}", ls.push_auth_key, exp),
+            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
         }
+
+    def _pull(self, app: str, stream: str, exp: int, host: str = "") -> JSONDict:
+        ls = self.live_stream
+        path = f"/{app}/{stream}"
+        rtmp = self._rtmp_authority(ls.pull_url, host)
+        http = self._http_authority(ls.pull_url, host)
+        scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
+        return {
+            "rtmp_url": sign_url(f"rtmp://{rtmp}{path}", ls.pull_auth_key, exp),
+            "rts_url": sign_url(f"artc://{ls.pull_url}{path}", ls.pull_auth_key, exp),
+            "flv_url": sign_url(f"{scheme}://{http}{path}.flv", ls.pull_auth_key, exp),
+            "hls_url": sign_url(f"{scheme}://{http}{path}.m3u8", ls.pull_auth_key, exp),
+        }
+
+    def _rtmp_authority(self, domain: str, host: str) -> str:
+        if not self.at_edge:
+            return domain
+        assert self.edge is not None
+        return self._edge_authority(host, self.edge.rtmp_port)
+
+    def _http_authority(self, domain: str, host: str) -> str:
+        if not self.at_edge:
+            return domain
+        assert self.edge is not None
+        return self._edge_authority(host, self.edge.http_port)
+
+    def _edge_authority(self, host: str, port: int) -> str:
+        assert self.edge is not None
+        name = host or self.edge.default_host
+        return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
 
     def _rtc(self, direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
         return rtc_url(direction, self.live_mic.app_id, self.live_mic.app_key, channel, user_id, timestamp)

@@ -25,7 +25,7 @@ def storage_setting(engine: str, tmp_path: Path) -> str:
     if engine == "memory":
         return "memory"
     if engine == "tinydb":
-        return str(tmp_path / "data" / "rooms.json")
+        return str(tmp_path / "rooms.json")
     # fresh_database_url drops our tables first, and skips (or fails) when a server is unreachable.
     return fresh_database_url(engine, tmp_path)
 

@@ -28,7 +28,7 @@ SERVER_URLS = {
 }
 SQL_KINDS = ("sqlite", "mysql", "postgresql")
 REQUIRE_ENV = "LIVEKIT_DEMO_REQUIRE_DATABASES"
-OUR_TABLES = ("room_infos", "livekit_demo_meta")
+OUR_TABLES = ("room_infos", "livekit_demo_meta", "livekit_demo_room_stats", "livekit_demo_used_tokens")
 RUN_NAME = f"livekit_demo_test_{os.getpid()}"
 
 

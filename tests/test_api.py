@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.clock import FixedClock
+from livekit_demo.inprocess import InProcessTransport
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import Settings
 from livekit_demo.signing import explain_url
@@ -29,13 +31,22 @@ ADMIN_HASH = hash_password("s3cret-admin")
 
 
 class Api:
-    """A test client with a fixed clock, logged-in helpers and a view of what is stored."""
+    """A test client with a fixed clock, logged-in helpers and a view of what is stored.
 
-    def __init__(self, **settings: object) -> None:
+    `way` is how requests reach the app: "http" is Starlette's TestClient (the ASGI app behind an
+    event loop, as under uvicorn), "inprocess" the synchronous in-process transport a browser tab uses.
+    """
+
+    def __init__(self, way: str = "http", **settings: object) -> None:
         self.clock = FixedClock("2026-11-28T10:15:00Z")
         base = {"storage": "memory", "auth": {"users": {"boss": ADMIN_HASH}, "admins": ["boss"]}}
         self.server = AppServer(Settings.build(env={}, **(base | settings)), clock=self.clock)
-        self.http = TestClient(create_app(self.server))
+        self.base_url = "http://testserver" if way == "http" else "inprocess://testserver"
+        self.http: httpx.Client
+        if way == "http":
+            self.http = TestClient(create_app(self.server))
+        else:
+            self.http = httpx.Client(base_url=self.base_url, transport=InProcessTransport(create_app(self.server, inline=True)))
         self.tokens: dict[str, str] = {}
 
     def token(self, user: str, password: str | None = None) -> str:
@@ -64,10 +75,17 @@ class Api:
         return [r.to_row() for r in self.server.store.list(offset=0, limit=10**6)]
 
 
-@pytest.fixture(params=STORE_PARAMS)
+# Every engine over HTTP, and the in-process transport (a browser tab's way in) on the engines a tab has.
+WAYS_AND_ENGINES = [pytest.param(("http", p.values[0]), marks=p.marks, id=str(p.values[0])) for p in STORE_PARAMS] + [
+    pytest.param(("inprocess", engine), id=f"inprocess-{engine}") for engine in ("memory", "tinydb")
+]
+
+
+@pytest.fixture(params=WAYS_AND_ENGINES)
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    """The contract on every storage engine (tests that need special settings make their own `Api`)."""
-    made = Api(storage=storage_setting(request.param, tmp_path))
+    """The contract on every storage engine and way in (tests that need special settings make their own `Api`)."""
+    way, engine = request.param
+    made = Api(way, storage=storage_setting(engine, tmp_path))
     try:
         yield made
     finally:
@@ -341,7 +359,7 @@ def test_every_name_is_served_under_v2_too(api: Api) -> None:
         assert api.ok(name, {"id": room["id"], "user_id": "ann"}, version=2)["id"] == room["id"]
     assert api.ok("update", {"id": room["id"], "title": "t2"}, version=2)["title"] == "t2"
     assert api.ok("list", {"user_id": "ann", "page_num": 1, "page_size": 5}, version=2)[0]["id"] == room["id"]
-    assert_error(api.call("getMeetingInfo", {"id": room["id"]}, version=2), 409, "unsupported live mode: 0")
+    assert api.ok("getMeetingInfo", {"id": room["id"]}, version=2) == {"members": []}
     assert api.ok("delete", {"id": room["id"], "user_id": "ann"}, version=2)["id"] == room["id"]
 
 
@@ -395,6 +413,8 @@ def test_meeting_rules(api: Api) -> None:
     assert_error(api.call("updateMeetingInfo", {"id": room["id"], "members": []}, "bob"), 403, "anchor")
     plain = api.create()
     assert_error(api.call("updateMeetingInfo", {"id": plain["id"], "members": []}), 409, "unsupported live mode: 0")
+    # Reading the members of a plain room is the empty list (the web client reads them for every room).
+    assert api.ok("getMeetingInfo", {"id": plain["id"]}, "bob") == {"members": []}
     assert api.stored()[1:] == before  # only the new plain room was added
     assert_error(api.call("create", {"title": "t", "anchor": "ann", "mode": 2}), 400, "PK")
 
@@ -519,9 +539,23 @@ def test_cors_allows_any_origin_with_the_clients_headers(api: Api) -> None:
     assert "access-control-allow-credentials" not in r.headers
 
 
-def test_root_tells_the_base_url(api: Api) -> None:
+def test_root_tells_the_base_url_without_a_trailing_slash(api: Api) -> None:
     r = api.http.get("/")
-    assert r.status_code == 200 and "http://testserver" in r.text
+    assert r.status_code == 200 and r.text.endswith(f"Enter this base URL in a client: {api.base_url}\n")
+
+
+def test_repeated_slashes_in_a_path_are_answered_as_single(api: Api) -> None:
+    # A base URL pasted with its trailing slash: the iOS, web and uni-app clients send //api/...
+    # (a full URL here: "//api/..." alone would read as a protocol-relative URL naming host "api")
+    login = api.http.post(f"{api.base_url}//api/v1/live/login", json={"username": "ann", "password": "ann"})
+    assert login.status_code == 200 and login.json()["code"] == 200
+    room = api.create()
+    headers = {"Authorization": f"Bearer {api.token('ann')}"}
+    got = api.http.post(f"{api.base_url}//api//v1///live/get", json={"id": room["id"], "user_id": "ann"}, headers=headers)
+    assert got.status_code == 200 and got.json()["id"] == room["id"]
+    assert api.http.get(f"{api.base_url}//openapi.json").status_code == 200
+    assert_error(api.http.post(f"{api.base_url}//api/v1/live/nothing", json={}), 404, "/api/v1/live/nothing")
+    assert_error(api.http.get(f"{api.base_url}//api/v1/live/create"), 405, "/api/v1/live/create")
 
 
 def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
@@ -554,3 +588,79 @@ def test_a_server_fault_is_a_one_line_500(api: Api, monkeypatch: pytest.MonkeyPa
     assert_error(r, 500)
     assert "disk on fire" not in r.text
     assert "disk on fire" in caplog.text  # the log has it
+
+
+# -- presence: heartbeat (SPEC 14, ours) ---------------------------------------------------------
+
+
+def _online(api: Api, room_id: str) -> int:
+    return api.ok("get", {"id": room_id, "user_id": "ann"})["metrics"]["online_count"]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_viewer_is_online_for_30_seconds_after_its_last_heartbeat(api: Api, version: int) -> None:
+    room = api.create()["id"]
+    beat = lambda user: api.ok("heartbeat", {"id": room, "user_id": user}, user, version=version)
+    assert beat("bob") == {"code": 200, "online_count": 1}
+    assert beat("carol") == {"code": 200, "online_count": 2}
+    api.clock.advance(20)
+    assert beat("bob")["online_count"] == 2  # a second beat refreshes, never counts twice
+    api.clock.advance(9.5)
+    assert _online(api, room) == 2  # carol's last beat was 29.5 s ago
+    api.clock.advance(0.5)
+    assert _online(api, room) == 1  # 30 s: carol is gone, bob beat 10 s ago
+    api.clock.advance(20)
+    assert _online(api, room) == 0
+    assert beat("carol")["online_count"] == 1  # coming back counts again
+
+
+def test_heartbeat_is_for_the_caller_in_a_room_that_exists(api: Api) -> None:
+    room = api.create()["id"]
+    assert_error(api.call("heartbeat", {"id": room, "user_id": "bob"}, "carol"), 403, "'bob' is not you")
+    assert_error(api.call("heartbeat", {"id": "no-such-room", "user_id": "bob"}, "bob"), 404, "no-such-room")
+    body = assert_error(api.call("heartbeat", {"user_id": ""}, "bob"), 400)
+    assert {d["field"] for d in body["details"]} == {"id", "user_id"}
+    assert_error(api.call("heartbeat", {"id": room, "user_id": "bob"}, None), 401)
+    assert _online(api, room) == 0  # none of the refused beats counted
+    api.token("boss", "s3cret-admin")
+    assert api.ok("heartbeat", {"id": room, "user_id": "bob"}, "boss")["online_count"] == 1  # an admin may name anyone
+
+
+def test_online_count_adds_heartbeats_to_the_other_online_sources(api: Api) -> None:
+    room = api.create()["id"]
+    api.server.rooms.metrics.add_online_source(lambda room_id: 5 if room_id == room else 0)
+    assert api.ok("heartbeat", {"id": room, "user_id": "bob"}, "bob")["online_count"] == 6
+    assert _online(api, room) == 6
+    assert api.ok("list", {"user_id": "ann", "page_num": 1, "page_size": 10})[0]["metrics"]["online_count"] == 6
+
+
+def test_deleting_a_room_forgets_its_viewers(api: Api) -> None:
+    room = api.create()["id"]
+    other = api.create()["id"]
+    for user in ("bob", "carol"):
+        api.ok("heartbeat", {"id": room, "user_id": user}, user)
+    api.ok("heartbeat", {"id": other, "user_id": "bob"}, "bob")
+    assert repr(api.server.rooms.presence) == "Presence(window=30s, rooms=2)"
+    api.ok("delete", {"id": room, "user_id": "ann"})
+    assert repr(api.server.rooms.presence) == "Presence(window=30s, rooms=1)"
+    assert api.server.rooms.presence(room) == 0 and _online(api, other) == 1
+
+
+def test_departed_viewers_of_rooms_nobody_reads_are_swept(api: Api) -> None:
+    rooms = [api.create()["id"] for _ in range(3)]
+    for room in rooms:
+        api.ok("heartbeat", {"id": room, "user_id": "bob"}, "bob")
+    api.clock.advance(31)
+    api.ok("heartbeat", {"id": rooms[0], "user_id": "carol"}, "carol")
+    assert repr(api.server.rooms.presence) == "Presence(window=30s, rooms=1)"
+
+
+def test_openapi_marks_heartbeat_as_ours(api: Api) -> None:
+    paths = api.http.get("/openapi.json").json()["paths"]
+    for version in (1, 2):
+        op = paths[f"/api/v{version}/live/heartbeat"]["post"]
+        assert op["x-livekit-demo-ours"] is True and "Ours, not the original" in op["description"]
+        assert {"200", "400", "401", "403", "404"} <= set(op["responses"])
+        assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("HeartbeatResponse")
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("HeartbeatRequest")
+    assert "x-livekit-demo-ours" not in paths["/api/v1/live/get"]["post"]

@@ -175,8 +175,9 @@ def test_error_fields_for_each_status(ann: AppServerClient, bob: AppServerClient
     with pytest.raises(ApiError) as conflict:
         ann.pause(room["id"])
     assert conflict.value.status == 409 and "cannot pause" in conflict.value.message
+    assert ann.get_meeting_info(room["id"]) == {"members": []}  # a plain room: nobody on stage
     with pytest.raises(ApiError) as mode:
-        ann.get_meeting_info(room["id"])
+        ann.update_meeting_info(room["id"], [])
     assert (mode.value.status, mode.value.message) == (409, "unsupported live mode: 0")
     assert str(mode.value) == "409 unsupported live mode: 0"
     assert repr(mode.value) == "ApiError(409, 'unsupported live mode: 0')"

@@ -24,6 +24,7 @@ import uvicorn
 from livekit_demo.api import create_app
 from livekit_demo.cli import main
 from livekit_demo.conformance import (
+    CheckResult,
     Report,
     ServerUnreachable,
     all_checks,
@@ -190,12 +191,18 @@ def test_without_keys_signature_checks_are_skipped_with_the_reason(server: Threa
     assert {r.id for r in skipped} == {c.id for c in all_checks("signing.*")}
     assert all("--keys" in r.reason for r in skipped)
     assert report["roominfo.pull_url_info"].outcome == "pass"  # the shapes are still checked
+    callbacks = run_checks(server.url, "ann", "ann", only="callback.*")
+    assert callbacks.counts["skip"] == len(all_checks("callback.*")) == 6
+    assert all("callback_auth_key" in r.reason for r in callbacks.results)
 
 
 def test_keys_from_a_mapping_know_only_the_sections_given() -> None:
     known = load_keys({"live_stream": {"push_auth_key": "k", "pull_auth_key": ""}})
     assert known is not None and known.push_auth_key == "k" and known.pull_auth_key == ""
     assert known.rtc_app_key is None and known.im_app_id is None
+    assert known.callback_auth_key == "k" and known.callback_host is None and not known.callback_known
+    known = load_keys({"live_stream": {"push_url": "p.test", "push_auth_key": "k", "callback_auth_key": "cb"}})
+    assert known is not None and (known.callback_host, known.callback_auth_key) == ("p.test", "cb")
 
 
 def test_without_a_second_user_the_identity_checks_skip(keys: Settings) -> None:
@@ -291,6 +298,45 @@ def _null_strings(path: str, status: int, data: Any) -> tuple[int, Any]:
     return status, data
 
 
+def _on_callback(path: str) -> bool:
+    return path.endswith("/handlePushStreamEventCallback")
+
+
+def _callback_takes_bad_signatures(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if _on_callback(path) and status == 401 and "does not match" in data.get("message", ""):
+        return 200, {"code": 200}
+    return status, data
+
+
+def _callback_takes_replays(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if _on_callback(path) and status == 401 and "replay" in data.get("message", ""):
+        return 200, {"code": 200}
+    return status, data
+
+
+def _callback_missing_headers_401(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if _on_callback(path) and status == 400 and "header" in data.get("message", ""):
+        return 401, {**data, "code": 401}
+    return status, data
+
+
+def _callback_404s(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if _on_callback(path) and status == 200:
+        return 404, {"code": 404, "message": "stream not found", "details": None}
+    return status, data
+
+
+def _callback_answers_ok_true(path: str, status: int, data: Any) -> tuple[int, Any]:
+    return (status, {"ok": True}) if _on_callback(path) and status == 200 else (status, data)
+
+
+def _ended_rooms_reopen(path: str, status: int, data: Any) -> tuple[int, Any]:
+    # What a server that re-opens an ended room on publish shows: the room live again.
+    if path.endswith("/get") and isinstance(data, dict) and data.get("status") == 2:
+        data["status"] = 1
+    return status, data
+
+
 BREAKS: list[tuple[str, Rewrite, str, str]] = [
     # name, rewrite, the check meant to catch it, words its message must carry
     ("errors answered with HTTP 200", _errors_as_200, "errors.http_status_not_200", "HTTP 200"),
@@ -302,6 +348,12 @@ BREAKS: list[tuple[str, Rewrite, str, str]] = [
     ("500 for an unknown room", _500_for_unknown_room, "errors.unknown_room_404", "HTTP 500"),
     ("an extra key in the v2 token", _v2_token_extra_key, "token.v2_exact_keys", "unexpected ['request_id']"),
     ("null strings", _null_strings, "roominfo.strings_never_null", "anchor_nick is None"),
+    ("callback takes a wrong signature", _callback_takes_bad_signatures, "callback.wrong_signature_401", "HTTP 401"),
+    ("callback takes a replay", _callback_takes_replays, "callback.stale_timestamp_401", "HTTP 401"),
+    ("callback without headers is 401", _callback_missing_headers_401, "callback.missing_headers_400", "HTTP 400"),
+    ("callback 404 for an unknown stream", _callback_404s, "callback.unknown_stream_200", "HTTP 200"),
+    ("callback answers another body", _callback_answers_ok_true, "callback.publish_and_done", '{"code": 200}'),
+    ("publish re-opens an ended room", _ended_rooms_reopen, "callback.ended_room_stays_ended", "still 2"),
 ]
 
 
@@ -402,3 +454,44 @@ def test_cli_as_a_process_against_a_served_process(config_file: Path, tmp_path: 
             serve.stdout.close()
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr
     assert checked.stdout.splitlines()[-1].startswith("OK: ")
+
+
+def test_cli_with_a_wrong_password_stops_at_login_without_locking_the_user_out(capsys: pytest.CaptureFixture[str]) -> None:
+    users = {"ann": hash_password("ann-pass")}
+    # The server's own lockout rule (a low limit) is what a table of 137 login attempts tripped.
+    with ThreadServer(**{**SERVER_SETTINGS, "auth": {"users": users, "demo_login": False, "login_max_failures": 3}}) as closed:
+        code = main(["check", closed.url, "--username", "ann", "--password", "wrong"])
+        printed = capsys.readouterr().out
+        assert code == 1
+        rows = printed.splitlines()
+        assert len(rows) == 3 and re.match(r"^FAIL +login +.*cannot log in as 'ann'", rows[1]), printed
+        assert rows[-1].startswith("FAILED: 1 checks") and "0 passed, 1 failed" in rows[-1]
+        answer = httpx.post(f"{closed.url}/login", json={"username": "ann", "password": "ann-pass"})
+        assert answer.status_code == 200  # not locked out
+
+
+def test_cli_needs_no_user_and_no_scheme_against_a_demo_server(server: ThreadServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", server.url.removeprefix("http://"), "--only", "errors.*,lifecycle.*"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.splitlines()[-1].startswith("OK: ") and f"against {server.url}:" in printed
+
+
+def test_table_details_are_whole() -> None:
+    long_seen = "x" * 300
+    report = Report("http://h", [CheckResult("a.b", "d", "fail", expected="something", seen=long_seen)])
+    assert long_seen in report.format_table()
+    assert long_seen not in report.format_table(width=100)
+
+
+# -- through the in-process transport (a browser tab's server) ----------------------------------
+
+
+def test_every_check_passes_on_an_in_process_server(keys: Settings) -> None:
+    from livekit_demo.runner import start_server
+
+    with start_server(env={}, keep=True, inprocess=True, **SERVER_SETTINGS) as server:
+        report = run_checks(server.url, "ann", "ann", keys=keys)
+    assert {r.id: f"{r.expected} / {r.seen}" for r in report.failures} == {}
+    assert report.counts["skip"] == 0 and len(report.results) == len(all_checks())
+    assert report.cleanup_problems == []

@@ -80,7 +80,7 @@ HOSTILE = [
     ("a lone surrogate in a member", "/api/v1/live/updateMeetingInfo", b'{"id":"x","members":[{"user_id":"a","user_nick":"\\uDC00x"}]}', "members[0].user_nick"),
     ("a lone surrogate in a password", "/login", b'{"username":"ann","password":"\\ud83d"}', "password"),
     ("an integer of 5000 digits", "/api/v1/live/create", b'{"title":"t","anchor":"boss","mode":' + b"9" * 5000 + b"}", "body"),
-    ("NaN for an integer", "/api/v1/live/list", b'{"user_id":"boss","page_num":NaN,"page_size":10}', "page_num"),
+    ("NaN for an integer", "/api/v1/live/list", b'{"user_id":"boss","page_num":NaN,"page_size":10}', "body"),  # NaN is not JSON (RFC 8259)
     ("Infinity for an integer", "/api/v1/live/list", b'{"user_id":"boss","page_num":1,"page_size":1e400}', "page_size"),
 ]
 

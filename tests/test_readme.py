@@ -33,3 +33,10 @@ def test_the_curl_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert '"status": 1' in done.stdout and "rtmp://push.example.com/live/" in done.stdout  # started, signed URLs
     assert '"status":2' in done.stdout  # stopped, then deleted (answered as it was)
     assert done.stdout.rstrip().endswith('"details":null}') and '"code":404' in done.stdout  # gone
+
+
+def test_base_urls_in_the_readme_have_no_trailing_slash() -> None:
+    # SPEC 1 "Base URLs": clients build base + "/api/...", so a documented ".../" becomes "//api/...".
+    text = README.read_text(encoding="utf-8")
+    assert re.findall(r"https?://[\w.\-]+:\d+/(?![\w{$])", text) == []
+    assert "http://127.0.0.1:8080 " in text  # the check command's example is there, and written right

@@ -18,7 +18,10 @@ def test_the_readme_walkthrough_against_a_real_process(tmp_path: Path) -> None:
     with serve_process(tmp_path, "--storage", "memory") as server, httpx.Client(base_url=server.url, timeout=10) as http:
         url = server.url
         assert url.startswith("http://127.0.0.1:")
-        assert url.rstrip("/") in http.get("/").text
+        assert not url.endswith("/")  # SPEC 1 "Base URLs": clients build base + "/api/..."
+        assert http.get("/").text.rstrip("\n").endswith(f"Enter this base URL in a client: {url}")
+        # What a client makes of a pasted URL that did end in "/": answered all the same.
+        assert http.post(f"{url}//api/v1/live/login", json={"username": "ann", "password": "ann"}).json()["code"] == 200
         auth = login_headers(http, "ann")
         room = http.post("/api/v1/live/create", json={"title": "demo", "anchor": "ann"}, headers=auth).json()
         started = http.post("/api/v1/live/start", json={"id": room["id"], "user_id": "ann"}, headers=auth).json()
@@ -88,13 +91,13 @@ def test_serve_on_0_0_0_0_prints_one_url_per_address_and_warns_of_the_demo_rule(
     printed, port = _serve_output(monkeypatch, host="0.0.0.0")
     urls = [line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("Enter this base URL")]
     # a phone cannot use 0.0.0.0: one URL per non-loopback address of the machine
-    assert urls == [f"http://192.0.2.7:{port}/", f"http://198.51.100.9:{port}/"]
+    assert urls == [f"http://192.0.2.7:{port}", f"http://198.51.100.9:{port}"]
     assert sum("warning" in line and "demo login" in line for line in printed.splitlines()) == 1
 
 
 def test_serve_on_loopback_prints_its_url_without_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     printed, port = _serve_output(monkeypatch, host="127.0.0.1")
-    assert f"Enter this base URL in a client: http://127.0.0.1:{port}/" in printed
+    assert f"Enter this base URL in a client: http://127.0.0.1:{port}\n" in printed  # no trailing slash
     assert "warning" not in printed
 
 

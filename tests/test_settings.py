@@ -143,6 +143,15 @@ def test_a_password_hash_is_accepted_and_never_shown() -> None:
     assert "pw" not in repr(s) and "scrypt" not in repr(s)
 
 
+@pytest.mark.parametrize("text", ["memroy", "rooms", "rooms.db", "/tmp/rooms.txt", "ftp://host/rooms"])
+def test_storage_strings_outside_the_three_forms_are_refused_naming_them(text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match=r"'memory'.*'\.json'.*database URL") if "://" not in text else pytest.raises(SettingsError):
+        Settings.build(env={}, storage=text)
+    assert list(tmp_path.iterdir()) == []  # a typo creates no file
+
+
+
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
@@ -161,3 +170,25 @@ def test_storage_from_one_string(text: str, kind: str) -> None:
     storage = Settings.build(env={}, storage=text).storage
     assert storage.type == kind
     assert storage.url == ("" if kind in ("memory", "none") else text)  # the original's DSN is kept as is
+
+
+def test_edge_settings_default_off_and_read_the_environment() -> None:
+    s = Settings.build(env={})
+    assert (s.edge.enabled, s.edge.rtmp_port, s.edge.max_streams, s.edge.max_viewers) == (False, 1935, 16, 200)
+    env = {"LIVEKIT_DEMO_EDGE_ENABLED": "yes", "LIVEKIT_DEMO_EDGE_RTMP_PORT": "19350", "SPF_EDGE_MAX_VIEWERS": "5"}
+    s = Settings.build(env=env, edge={"max_streams": 2})
+    assert (s.edge.enabled, s.edge.rtmp_port, s.edge.max_streams, s.edge.max_viewers) == (True, 19350, 2, 5)
+    with pytest.raises(SettingsError, match=r"edge\.max_viewers.*at least 1"):
+        Settings.build(env={}, edge={"max_viewers": 0})
+    with pytest.raises(SettingsError, match=r"edge\.rtmp_port"):
+        Settings.build(env={"LIVEKIT_DEMO_EDGE_RTMP_PORT": "99999"})
+
+
+def test_callback_signing_defaults_to_the_push_domain_and_key_as_configured() -> None:
+    ls = Settings.build(env={}, live_stream={"push_url": "push.cdn.test", "push_auth_key": "pk"}).live_stream
+    assert (ls.callback_signing_host, ls.callback_signing_key) == ("push.cdn.test", "pk")
+    ls = Settings.build(env={"LIVEKIT_DEMO_LIVE_STREAM_CALLBACK_HOST": "cb.test"}, live_stream={"callback_auth_key": "ck"}).live_stream
+    assert (ls.callback_signing_host, ls.callback_signing_key) == ("cb.test", "ck")
+    assert Settings.build(env={}).live_stream.placeholder_domains
+    assert not ls.placeholder_domains or ls.push_url == "push.example.com"
+    assert not Settings.build(env={}, live_stream={"pull_url": "pull.cdn.test"}).live_stream.placeholder_domains

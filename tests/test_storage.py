@@ -20,6 +20,7 @@ from livekit_demo.exceptions import StorageError
 from livekit_demo.models import RoomRecord
 from livekit_demo.settings import Settings
 from livekit_demo.storage import DuplicateRoom, MemoryStore, RoomStore, TinyDBStore, open_store
+from livekit_demo.storage.base import RoomStats
 
 T0 = datetime(2026, 11, 28, 10, 15, tzinfo=timezone.utc)
 REPO = Path(__file__).resolve().parents[1]
@@ -222,6 +223,71 @@ def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
     assert store.get(room(1).id).title == str(threads * rounds)  # type: ignore[union-attr]
 
 
+def test_likes_and_mute_are_kept_beside_the_room_never_in_it(store: RoomStore) -> None:
+    store.insert(room(1))
+    store.insert(room(2))
+    assert store.stats([room(1).id, room(2).id]) == {}  # nothing kept until a like or a mute
+    assert store.add_likes(room(1).id, 3) == 3
+    assert store.add_likes(room(1).id, 1000) == 1003
+    assert store.set_muted(room(2).id, True) is True
+    assert store.set_muted(room(2).id, True) is True  # muting a muted room is fine
+    assert store.stats([room(1).id, room(2).id, "no-such-room"]) == {
+        room(1).id: RoomStats(likes=1003, muted=False),
+        room(2).id: RoomStats(likes=0, muted=True),
+    }
+    assert store.set_muted(room(2).id, False) is True
+    assert store.stats([room(2).id]) == {room(2).id: RoomStats(0, False)}
+    assert store.get(room(1).id) == room(1) and store.get(room(2).id) == room(2)  # the records are untouched
+    # An unknown room keeps nothing.
+    assert store.add_likes("no-such-room", 5) is None
+    assert store.set_muted("no-such-room", True) is False
+    assert store.stats(["no-such-room"]) == {}
+
+
+def test_delete_forgets_likes_and_mute(store: RoomStore) -> None:
+    store.insert(room(1))
+    store.add_likes(room(1).id, 7)
+    store.set_muted(room(1).id, True)
+    store.delete(room(1).id)
+    assert store.stats([room(1).id]) == {}
+    store.insert(room(1))  # the same id again starts from nothing
+    assert store.stats([room(1).id]) == {}
+    assert store.add_likes(room(1).id, 1) == 1
+
+
+def test_concurrent_likes_lose_nothing(store: RoomStore) -> None:
+    store.insert(room(1))
+    threads, rounds = 6, 15
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+    totals: list[int] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            totals.extend(store.add_likes(room(1).id, 2) or 0 for _ in range(rounds))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert errors == []
+    assert store.stats([room(1).id])[room(1).id].likes == threads * rounds * 2
+    assert sorted(totals) == list(range(2, threads * rounds * 2 + 1, 2))  # every caller saw its own total
+
+
+def test_a_one_time_token_is_used_once(store: RoomStore) -> None:
+    assert store.use_token("jti-a", expires_at=1000, now=500) is True
+    assert store.use_token("jti-a", expires_at=1000, now=600) is False
+    assert store.use_token("jti-b", expires_at=1000, now=600) is True
+    # Past its expiry an entry may be forgotten; one that is still valid never is.
+    assert store.use_token("jti-c", expires_at=3000, now=2000) is True
+    assert store.use_token("jti-c", expires_at=3000, now=2001) is False
+
+
 # -- what only the TinyDB store promises ------------------------------------------------------------
 
 CRASHING_WRITER = """
@@ -294,6 +360,35 @@ def test_acknowledged_writes_survive_kill_9(path: Path) -> None:
         assert store.list() == [room(3), room(1, title="renamed")]
         assert journal_of(path).stat().st_size == 0, "replayed entries are folded into the snapshot at open"
     assert set(rooms_in_file(path)) == {room(1).id, room(3).id}
+
+
+def test_likes_mute_and_used_tokens_survive_kill_9_and_compaction(path: Path) -> None:
+    run_then_kill(
+        path,
+        """
+        for n in (1, 2):
+            store.insert(room(n))
+        store.add_likes(room(1).id, 4)
+        store.add_likes(room(1).id, 5)
+        store.set_muted(room(2).id, True)
+        store.use_token("jti-1", 10**10, 0)
+        store.add_likes(room(2).id, 1)
+        store.delete(room(2).id)
+        """,
+    )
+    with TinyDBStore(path) as store:
+        assert store.stats([room(1).id, room(2).id]) == {room(1).id: RoomStats(9, False)}
+        assert store.use_token("jti-1", 10**10, 0) is False
+    # Folded into the snapshot: tables of ours beside room_infos, rooms' documents untouched.
+    with TinyDB(path, access_mode="r") as db:
+        assert [dict(d) for d in db.table("livekit_demo_room_stats").all()] == [{"room_id": room(1).id, "like_count": 9, "mute": False}]
+        assert [d["token_id"] for d in db.table("livekit_demo_used_tokens").all()] == ["jti-1"]
+        assert all(set(d) == set(room(1).to_row()) for d in db.table("room_infos").all())
+    with TinyDBStore(path, compact_after=1) as store:
+        store.set_muted(room(1).id, True)  # a compaction right after the journal line keeps it
+        store.add_likes(room(1).id, 1)
+    with TinyDBStore(path) as store:
+        assert store.stats([room(1).id]) == {room(1).id: RoomStats(10, True)}
 
 
 def test_a_torn_last_journal_line_is_ignored(path: Path) -> None:
@@ -444,8 +539,20 @@ def test_open_store_memory(kind: str) -> None:
     store.close()
 
 
-def test_open_store_tinydb_makes_folders_and_honours_secret_file(tmp_path: Path) -> None:
+def test_open_store_tinydb_refuses_a_missing_folder_and_creates_nothing(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "rooms.json"
+    with pytest.raises(StorageError, match=r"the folder .*/a/b does not exist \(create it first"):
+        open_store(Settings.build(env={}, storage=str(target)))
+    assert list(tmp_path.iterdir()) == []  # no folder, no journal, no secret
+
+
+def test_open_store_tinydb_in_an_unusable_folder_says_so_in_one_line() -> None:
+    with pytest.raises(StorageError, match=r"^cannot keep rooms in /proc/x/rooms.json: the folder /proc/x does not exist"):
+        open_store(Settings.build(env={}, storage="/proc/x/rooms.json"))
+
+
+def test_open_store_tinydb_honours_secret_file(tmp_path: Path) -> None:
+    target = tmp_path / "rooms.json"
     secret_file = tmp_path / "keys" / "jwt.secret"
     store = open_store(Settings.build(env={}, storage=str(target), auth={"secret_file": str(secret_file)}))
     try:
@@ -469,3 +576,17 @@ def test_open_store_sql_without_its_extra_names_the_extra(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "livekit_demo.storage.sql", None)  # as if the SQL side were missing
     with pytest.raises(StorageError, match=rf'pip install "livekit_demo\[{extra}\]"'):
         open_store(Settings.build(env={}, storage={"type": kind, "url": url}))
+
+
+def test_get_by_meeting_matches_the_meeting_id_exactly(store: RoomStore) -> None:
+    store.insert(room(1, meeting_id="Mtg-1", mode=1))
+    store.insert(room(2, meeting_id="mtg-12", mode=1))
+    store.insert(room(3))  # mode 0: meeting_id ""
+    found = store.get_by_meeting("Mtg-1")
+    assert found is not None and found.id == room(1).id
+    assert store.get_by_meeting("mtg-1") is None  # not case-folded, even where the collation would
+    assert store.get_by_meeting("Mtg-1 ") is None
+    assert store.get_by_meeting("Mtg") is None
+    assert store.get_by_meeting("") is None  # every mode 0 room has "": it names none of them
+    found.title = "changed"
+    assert store.get_by_meeting("Mtg-1").title == "room 1"  # a copy, as get hands out

@@ -338,7 +338,9 @@ WORKER = textwrap.dedent(
             pass
         for _ in range(rounds):
             store.update("room", bump)
-        print(secret)
+            store.add_likes("room", 1)
+        used = store.use_token("one-hand-off", 2**40, 0)
+        print(secret, used)
     """
 )
 
@@ -356,10 +358,13 @@ def test_processes_starting_at_once_agree_and_lose_no_update(kind: str, tmp_path
     ]
     results = [worker.communicate(timeout=120) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0, 0], [err for _, err in results]
-    secrets = {out.strip() for out, _ in results}
+    secrets = {out.split()[0] for out, _ in results}
     with SqlStore(url) as store:
         assert store.get("room").title == str(3 * ROUNDS)  # type: ignore[union-attr]
         assert secrets == {store.load_secret(lambda: "never used")}
+        # Likes added in SQL by three processes at once: none lost; one token traded by exactly one.
+        assert store.stats(["room"])["room"].likes == 3 * ROUNDS
+        assert sorted(out.split()[1] for out, _ in results) == ["False", "False", "True"]
 
 
 @pytest.mark.parametrize("kind", SERVERS)

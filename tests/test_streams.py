@@ -10,7 +10,7 @@ from livekit_demo.clock import FixedClock
 from livekit_demo.models import Mode, RoomRecord
 from livekit_demo.settings import LiveMicSettings, LiveStreamSettings, Settings
 from livekit_demo.signing import explain_url
-from livekit_demo.streams import LINK_TTL, StreamUrls, link_stream_name
+from livekit_demo.streams import LINK_TTL, EdgeAddress, StreamUrls, link_stream_name
 
 EXP = 1700000000
 WEEK = 604800
@@ -199,3 +199,57 @@ def test_explain_picks_the_key_for_the_host(clock: FixedClock) -> None:
     assert (elsewhere.verdict, elsewhere.signature_valid) == ("unchecked", None)
     clock.advance(WEEK + 3600)
     assert urls.explain(push["rtmp_url"]).reason == "expired 1h ago (the hash matches)"
+
+
+# -- the local edge (SPEC 13) ----------------------------------------------------------------------
+
+
+def test_with_a_local_edge_urls_point_at_it_on_the_callers_host(clock: FixedClock) -> None:
+    urls = make(clock)
+    assert not urls.at_edge and urls.player_url("room1") is None
+    urls.edge = EdgeAddress(rtmp_port=19350, http_port=8080)
+    assert urls.at_edge
+    q = "?auth_key=1700000000-0-0-"
+    assert urls.push_info("room1", "192.168.1.5") == {
+        "rtmp_url": f"rtmp://192.168.1.5:19350/live/room1{q}{md5('/live/room1-1700000000-0-0-mykey')}",
+        "rts_url": f"artc://push.example.com/live/room1{q}{md5('/live/room1-1700000000-0-0-mykey')}",  # not served locally
+        "srt_url": urls.push_info("room1")["srt_url"],
+    }
+    assert "push.example.com:1105" in urls.push_info("room1", "192.168.1.5")["srt_url"]
+    assert urls.pull_info("room1", "192.168.1.5") == {
+        "rtmp_url": f"rtmp://192.168.1.5:19350/live/room1{q}{md5('/live/room1-1700000000-0-0-pullkey')}",
+        "rts_url": f"artc://pull.example.com/live/room1{q}{md5('/live/room1-1700000000-0-0-pullkey')}",
+        "flv_url": f"http://192.168.1.5:8080/live/room1.flv{q}{md5('/live/room1.flv-1700000000-0-0-pullkey')}",
+        "hls_url": f"http://192.168.1.5:8080/live/room1.m3u8{q}{md5('/live/room1.m3u8-1700000000-0-0-pullkey')}",
+    }
+    assert urls.player_url("room1", "192.168.1.5") == f"http://192.168.1.5:8080/live/room1.mp4{q}{md5('/live/room1.mp4-1700000000-0-0-pullkey')}"
+    # no host known: the edge's default; an IPv6 host in brackets
+    assert urls.push_info("room1")["rtmp_url"].startswith("rtmp://127.0.0.1:19350/live/room1?")
+    assert urls.pull_info("room1", "fe80::1")["flv_url"].startswith("http://[fe80::1]:8080/live/room1.flv?")
+    # the co-streaming mix is played from the edge too, under app live
+    cdn = urls.link_info(link_room(), "ann", "10.0.0.2")["cdn_pull_info"]
+    assert cdn["flv_url"].startswith("http://10.0.0.2:8080/live/abc_abcChannel_ann_camera.flv?")
+
+
+def test_the_edge_serves_plain_http_whatever_the_cdn_scheme(clock: FixedClock) -> None:
+    urls = make(clock, scheme="https")
+    urls.edge = EdgeAddress(rtmp_port=1935, http_port=80)
+    assert urls.pull_info("r", "h")["hls_url"].startswith("http://h:80/live/r.m3u8?")
+
+
+def test_configured_domains_win_over_the_edge(clock: FixedClock) -> None:
+    urls = make(clock, push_url="push.cdn.test", pull_url="pull.cdn.test")
+    urls.edge = EdgeAddress(rtmp_port=19350, http_port=8080)
+    assert not urls.at_edge
+    assert urls.push_info("room1", "10.0.0.5")["rtmp_url"].startswith("rtmp://push.cdn.test/live/room1?")
+    assert urls.pull_info("room1", "10.0.0.5")["flv_url"].startswith("http://pull.cdn.test/live/room1.flv?")
+    # the browser player still reads what was pushed to the edge directly
+    assert urls.player_url("room1", "10.0.0.5").startswith("http://10.0.0.5:8080/live/room1.mp4?")
+
+
+def test_the_explainer_knows_which_key_an_edge_url_holds_with(clock: FixedClock) -> None:
+    urls = make(clock)
+    urls.edge = EdgeAddress(rtmp_port=19350, http_port=8080)
+    push, pull = urls.push_info("r", "10.0.0.5")["rtmp_url"], urls.pull_info("r", "10.0.0.5")["rtmp_url"]
+    assert urls.explain(push).verdict == "valid" and urls.explain(pull).verdict == "valid"
+    assert urls.explain(push.replace("auth_key=1700000000-0-0-", "auth_key=1700000000-0-0-0")).verdict == "bad signature"

@@ -9,14 +9,18 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from livekit_demo.audience import Sample
 from livekit_demo.client import AppServerClient, connect
+from livekit_demo.clock import FixedClock
 from livekit_demo.runner import ServerHandle, start_server
-from livekit_demo.widgets import ALLOWED_FROM, ControlPanel, control_panel
+from livekit_demo.widgets import ALLOWED_FROM, AudienceControl, ControlPanel, Session, control_panel, render_timeline
+from livekit_demo.widgets.panel import TAB_TITLES
 
 
-@pytest.fixture
-def server() -> Iterator[ServerHandle]:
-    handle = start_server(storage="memory", env={}, keep=True)
+@pytest.fixture(params=["thread", "inprocess"])
+def server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    """A server in a thread (a notebook's) and an in-process one (a browser tab's): the forms work with both."""
+    handle = start_server(storage="memory", env={}, keep=True, inprocess=request.param == "inprocess")
     yield handle
     handle.stop()
 
@@ -275,3 +279,68 @@ def test_missing_ipywidgets_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode != 0
     assert 'pip install "livekit_demo[lab]"' in done.stderr
+
+
+# -- the audience tab ----------------------------------------------------------------------------
+
+
+def test_audience_tab_runs_a_crowd_against_the_selected_room_and_charts_it(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    control = panel.audience
+    assert TAB_TITLES[panel.tabs.children.index(control)] == "Audience"
+    control.start_button.click()
+    assert control.status_text == "✗ audience: select a room first (Rooms tab)"
+    room = create_room(panel, "Crowded")
+    panel.lifecycle.buttons["start"].click()
+    assert room["id"] in control.room_label.value
+    control.viewers.value, control.duration.value, control.time_scale.value = 4, 3, 0.02
+    control.start_button.click()
+    assert control.status_text == "✓ audience: 4 viewers started (seed 1)"
+    audience = control.audience
+    assert audience is not None
+    audience.wait(timeout=30)
+    assert control.status_text.startswith("✓ audience: audience of 4 (seed 1) done at 3/3 s: pv=")
+    assert (control.start_button.disabled, control.stop_button.disabled) == (False, True)
+    assert audience.timeline[-1].uv == 4 and audience.timeline[-1].online == 4
+    assert bytes(control.chart.image.value).startswith(b"\x89PNG") and control.chart.draws >= 2
+    assert "done at 3/3 s" in control.chart.caption.value
+
+
+def test_audience_control_on_a_moved_clock_and_stopped_early() -> None:
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    server = start_server(storage="memory", env={}, keep=True, clock=clock)
+    client = connect(server, "ann")
+    try:
+        session = Session(server=server)
+        control = AudienceControl(session, clock=clock)
+        session.client = client
+        control.start_button.click()
+        assert control.status_text == "✗ audience: select a room first (Rooms tab)"
+        session.select(client.start(client.create("Moved")["id"]))
+        control.viewers.value, control.duration.value, control.seed.value = 12, 90, 5
+        control.start_button.click()
+        audience = control.audience
+        assert audience is not None
+        audience.wait(timeout=60)
+        assert audience.timeline[-1].t == 90 and audience.timeline[-1].uv == 12
+        assert clock.now().isoformat() == "2026-11-28T10:16:30+00:00"  # the audience moved the server's clock
+        assert control.chart.audience is audience and control.chart.draws >= 2
+        # a second run, stopped straight away
+        control.duration.value, control.time_scale.value = 3600, 1.0
+        del control._options["clock"]
+        control.start_button.click()
+        control.start_button.click()  # disabled while running: ignored, as a browser would
+        control.stop_button.click()
+        control.audience.wait(timeout=30)
+        assert control.audience is not audience and control.audience.notes[-1].startswith("stopped at ")
+        assert control.status_text.startswith("✓ audience: audience of 12 (seed 5) done at ")
+        control.close()
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_render_timeline_draws_an_empty_and_a_full_run() -> None:
+    empty = render_timeline([])
+    full = render_timeline([Sample(float(t), t, t, 10 * t, None, 1, 10 * t) for t in range(10)], title="x")
+    assert empty.startswith(b"\x89PNG") and full.startswith(b"\x89PNG") and full != empty

@@ -30,9 +30,10 @@ from typing import Any
 
 import httpx
 
+from ..client import transport_for_url
 from ..exceptions import LivekitDemoError
 from ..settings import Settings, load_config_file
-from . import _checks, _rooms  # noqa: F401  (they register the checks)
+from . import _callbacks, _checks, _rooms  # noqa: F401  (they register the checks)
 from ._base import (
     REGISTRY,
     Check,
@@ -54,10 +55,14 @@ __all__ = [
     "all_checks",
     "load_keys",
     "run_checks",
+    "with_scheme",
+    "DEFAULT_USER",
 ]
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 DEFAULT_PEER = "conformance_peer"
+DEFAULT_USER = "conformance"
+"""The user a run logs in as when none is given: the demo login rule (password = username) admits it."""
 _COLORS = {PASS: "#1a7f37", FAIL: "#cf222e", SKIP: "#9a6700"}
 
 
@@ -149,14 +154,15 @@ class Report:
         """The whole report as JSON (tokens and passwords redacted)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
-    def format_table(self, *, width: int = 160) -> str:
-        """A plain-text table: outcome, id, and for failures and skips the reason; then the summary."""
+    def format_table(self, *, width: int | None = None) -> str:
+        """A plain-text table: outcome, id, and for failures and skips the reason (whole, unless `width` cuts it); then the summary."""
         id_width = max((len(r.id) for r in self.results), default=10)
         lines = [f"{'outcome':<25} {'check':<{id_width}}  detail"]
         for r in self.results:
             detail = "" if r.outcome == PASS else _detail(r)
-            room = max(20, width - 27 - id_width)
-            lines.append(f"{r.label:<25} {r.id:<{id_width}}  {brief(detail, room) if detail else ''}".rstrip())
+            if detail and width is not None:
+                detail = brief(detail, max(20, width - 27 - id_width))
+            lines.append(f"{r.label:<25} {r.id:<{id_width}}  {detail}".rstrip())
         lines += [f"cleanup: {p}" for p in self.cleanup_problems]
         lines.append(self.summary())
         return "\n".join(lines)
@@ -214,6 +220,7 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
             app_name=s.live_stream.app_name, auth_expires=s.live_stream.auth_expires,
             rtc_app_id=s.live_mic.app_id, rtc_app_key=s.live_mic.app_key,
             im_app_id=s.live_im.app_id, im_app_key=s.live_im.app_key, max_body=s.server.max_body,
+            callback_host=s.live_stream.callback_signing_host, callback_auth_key=s.live_stream.callback_signing_key,
         )  # fmt: skip
     data = load_config_file(keys) if isinstance(keys, (str, os.PathLike)) else dict(keys)
     settings = Settings.build(env={}, **data)  # one clear error naming any bad key
@@ -227,6 +234,9 @@ def load_keys(keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None
         app_name=settings.live_stream.app_name, auth_expires=settings.live_stream.auth_expires,
         rtc_app_id=given("live_mic", "app_id"), rtc_app_key=given("live_mic", "app_key"),
         im_app_id=given("live_im", "app_id"), im_app_key=given("live_im", "app_key"), max_body=settings.server.max_body,
+        # The callback signs with callback_host / callback_auth_key, defaulting to push_url / push_auth_key.
+        callback_host=given("live_stream", "callback_host") or given("live_stream", "push_url"),
+        callback_auth_key=given("live_stream", "callback_auth_key") or given("live_stream", "push_auth_key"),
     )  # fmt: skip
 
 
@@ -243,10 +253,18 @@ def _peer(second_user: str | tuple[str, str] | None, username: str) -> tuple[str
     return second_user
 
 
+def with_scheme(base_url: str) -> str:
+    """`base_url` with ``http://`` in front when it has no scheme (``127.0.0.1:8080``), and no trailing slash."""
+    url = base_url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
 def run_checks(
     base_url: str,
-    username: str,
-    password: str,
+    username: str = DEFAULT_USER,
+    password: str | None = None,
     *,
     second_user: str | tuple[str, str] | None = None,
     keys: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
@@ -256,20 +274,37 @@ def run_checks(
 ) -> Report:
     """Run the checks against the AppServer at `base_url`, logged in as `username`.
 
-    `second_user` ("NAME:PASSWORD" or a pair) acts in identity and ownership checks; by default a
-    demo-rule login as ``conformance_peer``. `only` selects checks by glob on their ids. Every room
-    the run creates is deleted before returning. Raises `ServerUnreachable` when nothing answers.
+    `base_url` may leave out ``http://``. `password` defaults to `username` (the demo login rule,
+    so a demo server needs neither). `second_user` ("NAME:PASSWORD" or a pair) acts in identity and
+    ownership checks; by default a demo-rule login as ``conformance_peer``. `only` selects checks by
+    glob on their ids. When the user cannot log in, the run stops there: one failing ``login`` row,
+    after one attempt (so no lockout). Every room the run creates is deleted before returning.
+    Raises `ServerUnreachable` when nothing answers.
     """
+    base_url = with_scheme(base_url)
+    password = username if password is None else password
     selected = all_checks(only)
     peer = _peer(second_user, username)
     known = load_keys(keys)
     started = time.perf_counter()
+    if transport is None:
+        transport = transport_for_url(base_url)  # an in-process server: its own transport
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, follow_redirects=False) as client:
         try:
             client.get("/")
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"no answer from {base_url}: {type(exc).__name__}: {exc}") from None
         probe = Probe(client, username, password, peer, known)
+        try:
+            probe.token("main")
+        except CheckSkipped as exc:
+            # Every check needs this login: one clear row instead of a table of consequences, and
+            # no more wrong-password attempts than one (a server locks a user out after a few).
+            login = CheckResult(
+                "login", "the given user logs in", FAIL, reason="cannot log in; the other checks were not run",
+                expected="/login answers HTTP 200 with a token", seen=str(exc), requests=list(probe.exchanges),
+            )  # fmt: skip
+            return Report(base_url, [login], [], time.perf_counter() - started)
         try:
             results = [_run_one(probe, item) for item in selected]
         finally:

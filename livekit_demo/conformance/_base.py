@@ -103,6 +103,12 @@ class Keys:
     im_app_id: str | None = None
     im_app_key: str | None = None
     max_body: int = 1048576
+    callback_host: str | None = None  # what the CDN's push callback is signed with (SPEC 13)
+    callback_auth_key: str | None = None
+
+    @property
+    def callback_known(self) -> bool:
+        return self.callback_host is not None and self.callback_auth_key is not None
 
     @property
     def cdn_known(self) -> bool:

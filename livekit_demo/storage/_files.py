@@ -71,7 +71,7 @@ def load_or_create_secret(path: Path, make: Callable[[], str]) -> str:
                 file.flush()
                 os.fsync(file.fileno())
             try:
-                os.link(tmp, path)
+                _link_into_place(tmp, path)
             except FileExistsError:
                 pass  # another process won the race; its secret is the one
         finally:
@@ -82,6 +82,21 @@ def load_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     stored = _read_secret(path)
     assert stored is not None, "the secret file was linked into place above"
     return stored
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    """Give the written file `tmp` the name `path`, failing with FileExistsError if the name is taken."""
+    if hasattr(os, "link"):
+        os.link(tmp, path)
+        return
+    # No hard links (Pyodide in a browser: one tab, one writer): create the name exclusively and copy
+    # into it. Two writers would still agree on one secret (O_EXCL); only a reader racing the copy could
+    # see a part of it, and there is no second process to be that reader.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(tmp.read_bytes())
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _read_secret(path: Path) -> str | None:

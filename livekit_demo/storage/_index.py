@@ -7,15 +7,16 @@ as at 100.
 
 `IndexedStore` implements the `RoomStore` protocol on top of it, under one re-entrant lock per
 store (re-entrant, so a `change` that reads the store does not deadlock). A subclass makes the
-operations durable through two hooks, `_persist_put` and `_persist_delete`, which run *before* the
-index changes: when they raise, the store is as it was.
+operations durable through hooks (`_persist_put`, `_persist_delete`, `_persist_stats`,
+`_persist_used`), which run *before* the memory changes: when they raise, the store is as it was.
+Likes and mute flags (SPEC 11) live in a dict of their own beside the index, never in a record.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..exceptions import StorageError
 from ..models import RoomRecord
 from ..types import RoomId
 from ._files import load_or_create_secret
-from .base import DuplicateRoom, RoomChange
+from .base import DuplicateRoom, RoomChange, RoomStats
 
 __all__ = ["RoomIndex", "IndexedStore"]
 
@@ -50,6 +51,7 @@ class RoomIndex:
         self._records: dict[RoomId, RoomRecord] = {}
         # Ascending keys; "newest first" reads them from the end.
         self._keys: dict[int | None, list[_ListKey]] = {None: []}
+        self._per_anchor: dict[str, int] = {}  # rooms per anchor_id, for the per-user cap
 
     def __len__(self) -> int:
         return len(self._records)
@@ -66,11 +68,14 @@ class RoomIndex:
         key, status = _list_key(record), int(record.status)
         if old is not None:
             old_key, old_status = _list_key(old), int(old.status)
+            self._uncount(old.anchor_id)
             if old_key == key and old_status == status:
                 self._records[record.id] = record
+                self._per_anchor[record.anchor_id] = self._per_anchor.get(record.anchor_id, 0) + 1
                 return
             self._unkey(old_key, old_status)
         self._records[record.id] = record
+        self._per_anchor[record.anchor_id] = self._per_anchor.get(record.anchor_id, 0) + 1
         insort(self._keys[None], key)
         insort(self._keys.setdefault(status, []), key)
 
@@ -78,6 +83,7 @@ class RoomIndex:
         record = self._records.pop(room_id, None)
         if record is not None:
             self._unkey(_list_key(record), int(record.status))
+            self._uncount(record.anchor_id)
         return record
 
     def page(self, status: int | None, offset: int, limit: int) -> list[RoomRecord]:
@@ -91,6 +97,16 @@ class RoomIndex:
 
     def count(self, status: int | None) -> int:
         return len(self._keys.get(status, ()))
+
+    def count_of(self, anchor: str) -> int:
+        return self._per_anchor.get(anchor, 0)
+
+    def _uncount(self, anchor: str) -> None:
+        left = self._per_anchor[anchor] - 1
+        if left:
+            self._per_anchor[anchor] = left
+        else:
+            del self._per_anchor[anchor]
 
     def _unkey(self, key: _ListKey, status: int) -> None:
         for keys in (self._keys[None], self._keys[status]):
@@ -108,8 +124,16 @@ class IndexedStore:
         self._secret_file = Path(secret_file) if secret_file else None
         self._secret: str | None = None
         self._closed = False
+        self._stats: dict[RoomId, RoomStats] = {}  # only rooms with likes or a mute flag
+        self._used: dict[str, int] = {}  # one-time token id -> its expiry (unix seconds)
 
     # -- hooks for durable engines: raise to refuse the write, before anything changed --
+
+    def _persist_stats(self, room_id: RoomId, stats: RoomStats) -> None:
+        """Make a room's new like total and mute flag durable."""
+
+    def _persist_used(self, token_id: str, expires_at: int) -> None:
+        """Make a used one-time token durable."""
 
     def _persist_put(self, record: RoomRecord) -> None:
         """Make an insert or update durable."""
@@ -132,6 +156,15 @@ class IndexedStore:
         with self._lock:
             self._check_open()
             record = self._index.get(room_id)
+            return _copy(record) if record is not None else None
+
+    def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
+        if not meeting_id:
+            return None
+        with self._lock:
+            self._check_open()
+            # A scan: only the CDN's callback for a co-streaming mix asks, a few times per live.
+            record = next((r for r in self._index if r.meeting_id == meeting_id), None)
             return _copy(record) if record is not None else None
 
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
@@ -157,7 +190,8 @@ class IndexedStore:
             self._check_open()
             if self._index.get(room_id) is None:
                 return None
-            self._persist_delete(room_id)
+            self._persist_delete(room_id)  # a durable delete forgets the room's stats too
+            self._stats.pop(room_id, None)
             # Out of the index, nobody else holds this object: no copy needed.
             return self._index.pop(room_id)
 
@@ -168,10 +202,54 @@ class IndexedStore:
             self._check_open()
             return [_copy(r) for r in self._index.page(_status_key(status), offset, limit)]
 
-    def count(self, *, status: int | None = None) -> int:
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
         with self._lock:
             self._check_open()
+            if anchor is not None:
+                if status is None:
+                    return self._index.count_of(anchor)
+                return sum(1 for r in self._index if r.anchor_id == anchor and int(r.status) == int(status))
             return self._index.count(_status_key(status))
+
+    def add_likes(self, room_id: RoomId, count: int) -> int | None:
+        with self._lock:
+            self._check_open()
+            if self._index.get(room_id) is None:
+                return None
+            old = self._stats.get(room_id, RoomStats())
+            new = old._replace(likes=old.likes + count)
+            self._persist_stats(room_id, new)
+            self._stats[room_id] = new
+            return new.likes
+
+    def set_muted(self, room_id: RoomId, muted: bool) -> bool:
+        with self._lock:
+            self._check_open()
+            if self._index.get(room_id) is None:
+                return False
+            old = self._stats.get(room_id, RoomStats())
+            if old.muted != muted:  # muting a muted room writes nothing
+                new = old._replace(muted=muted)
+                self._persist_stats(room_id, new)
+                self._stats[room_id] = new
+            return True
+
+    def stats(self, room_ids: Iterable[RoomId]) -> dict[RoomId, RoomStats]:
+        with self._lock:
+            self._check_open()
+            return {room_id: self._stats[room_id] for room_id in room_ids if room_id in self._stats}
+
+    def use_token(self, token_id: str, expires_at: int, now: int) -> bool:
+        with self._lock:
+            self._check_open()
+            if token_id in self._used:
+                return False
+            # Forget tokens past their expiry: they are refused by their exp, so the set stays small.
+            for expired in [t for t, exp in self._used.items() if exp < now]:
+                del self._used[expired]
+            self._persist_used(token_id, expires_at)
+            self._used[token_id] = expires_at
+            return True
 
     def load_secret(self, make: Callable[[], str]) -> str:
         with self._lock:

@@ -7,6 +7,7 @@ glued to it). Any other unreadable line means the file was damaged from outside,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -95,12 +96,23 @@ class Journal:
         self._size = size
 
 
+# A file system that cannot lock: go on unlocked. Pyodide's kernel in a browser has no flock at all
+# (or one that fails with ENOSYS): one tab is one process, one writer, and the store's own registry
+# of open paths still refuses a second store on the same file in that process.
+_NO_LOCKS = {errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
 def _lock(fd: int, owner: Path) -> None:
-    if fcntl is None:  # pragma: no cover
+    flock = getattr(fcntl, "flock", None)
+    if flock is None:  # Windows (no fcntl) or Pyodide (no flock): one process is on trust
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            return
+        if not isinstance(exc, BlockingIOError):
+            raise StorageError(f"cannot lock {owner}: {exc.strerror or exc}") from exc
         raise StorageError(
             f"{owner} is in use by another process; TinyDB storage serves one process "
             "(for several workers use a SQL database)"

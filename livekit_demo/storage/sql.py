@@ -5,8 +5,13 @@
 
 The table is `room_infos`, created when missing: on MySQL/MariaDB with exactly the DDL of
 `contract/room_infos.sql` (shipped here as `room_infos.sql`), elsewhere with the equivalent types. A table that exists already (one the
-original Go server made, say) is used as it is: never dropped, never altered. Our only other table,
-`livekit_demo_meta`, keeps the deployment's secret.
+original Go server made, say) is used as it is: never dropped, never altered. Our own tables sit
+beside it: `livekit_demo_meta` keeps the deployment's secret; `livekit_demo_room_stats` a room's like
+total and chat-mute flag (SPEC 11: never extra columns in `room_infos`); `livekit_demo_used_tokens` the
+one-time hand-off tokens already traded (SPEC 12), so every process on the database refuses a reuse.
+
+Likes are added in SQL (`like_count = like_count + n`) while the room's row is locked, so processes
+adding likes to one room at once lose none, and a room deleted meanwhile keeps no stats row.
 
 Indexes: the contract's `idx_create_at` serves the list order on MySQL/MariaDB because InnoDB
 secondary indexes end with the primary key (`created_at, id`). PostgreSQL and SQLite do not work
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -31,7 +36,7 @@ from ..models import ROOM_COLUMNS, RoomRecord
 from ..settings import Settings, StorageSettings
 from ..types import RoomId
 from ._dsn import ACCEPTED_FORMS, is_url, parse_go_dsn, rejected
-from .base import DuplicateRoom, RoomChange
+from .base import DuplicateRoom, RoomChange, RoomStats
 
 try:
     import sqlalchemy as sa
@@ -43,10 +48,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
 
-__all__ = ["SqlStore", "ROOM_TABLE", "META_TABLE", "ACCEPTED_FORMS"]
+__all__ = ["SqlStore", "ROOM_TABLE", "META_TABLE", "STATS_TABLE", "USED_TOKENS_TABLE", "ACCEPTED_FORMS"]
 
 ROOM_TABLE = "room_infos"
 META_TABLE = "livekit_demo_meta"
+STATS_TABLE = "livekit_demo_room_stats"
+USED_TOKENS_TABLE = "livekit_demo_used_tokens"
 _SECRET_NAME = "secret"
 _EXTRAS = {"mysql": "mysql", "postgresql": "postgresql", "sqlite": "sqlite"}
 _DRIVERS = {"mysql": "mysql+pymysql", "postgresql": "postgresql+psycopg", "sqlite": "sqlite"}
@@ -77,7 +84,7 @@ class SqlStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if _is_sqlite_memory(self._url) else contextlib.nullcontext()
         )
-        self._rooms, self._meta = _tables(self.kind)
+        self._rooms, self._meta, self._stats, self._used = _tables(self.kind)
         try:
             self._create_tables()
         except BaseException:
@@ -115,8 +122,18 @@ class SqlStore:
     def get(self, room_id: RoomId) -> RoomRecord | None:
         """The room, or None."""
         with self._transaction(write=False) as conn:
-            row = conn.execute(sa.select(self._rooms).where(self._rooms.c.id == room_id)).mappings().first()
+            row = conn.execute(sa.select(self._rooms).where(self._exactly(self._rooms.c.id, room_id))).mappings().first()
         return _from_row(row) if row is not None else None
+
+    def get_by_meeting(self, meeting_id: str) -> RoomRecord | None:
+        """The room whose `meeting_id` is exactly `meeting_id` (never for ""), or None."""
+        if not meeting_id:
+            return None
+        query = sa.select(self._rooms).where(self._rooms.c.meeting_id == meeting_id).order_by(self._rooms.c.id).limit(16)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        # MySQL's default collation compares case- and trailing-space-insensitively: keep the exact one.
+        return next((_from_row(row) for row in rows if row["meeting_id"] == meeting_id), None)
 
     def update(self, room_id: RoomId, change: RoomChange) -> RoomRecord | None:
         """Atomically apply `change` under a row lock; the new record, or None when there is no such room."""
@@ -131,7 +148,7 @@ class SqlStore:
             if new.id != room_id:
                 raise ValueError(f"a change may not alter the room id ({room_id!r} -> {new.id!r})")
             values = _to_values(new)
-            conn.execute(sa.update(self._rooms).where(self._rooms.c.id == room_id).values(**values))
+            conn.execute(sa.update(self._rooms).where(self._exactly(self._rooms.c.id, room_id)).values(**values))
         # Answer what is now stored (times cut to whole seconds), so it equals a later `get`.
         return RoomRecord.from_row(values)
 
@@ -140,7 +157,8 @@ class SqlStore:
         with self._transaction(write=True) as conn:
             current = self._locked_row(conn, room_id)
             if current is not None:
-                conn.execute(sa.delete(self._rooms).where(self._rooms.c.id == room_id))
+                conn.execute(sa.delete(self._rooms).where(self._exactly(self._rooms.c.id, room_id)))
+                conn.execute(sa.delete(self._stats).where(self._stats.c.room_id == room_id))
         return current
 
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
@@ -166,11 +184,62 @@ class SqlStore:
             rows = conn.execute(query).mappings().all()
         return [_from_row(row) for row in rows]
 
-    def count(self, *, status: int | None = None) -> int:
-        """How many rooms (with `status`, when given)."""
-        query = sa.select(sa.func.count()).select_from(self._rooms).where(*self._status_filter(status))
+    def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
+        """How many rooms (with `status`, and of `anchor_id` `anchor`, when given)."""
+        where = self._status_filter(status)
+        if anchor is not None:
+            where += (self._exactly(self._rooms.c.anchor_id, anchor),)
+        query = sa.select(sa.func.count()).select_from(self._rooms).where(*where)
         with self._transaction(write=False) as conn:
             return int(conn.execute(query).scalar_one())
+
+    def add_likes(self, room_id: RoomId, count: int) -> int | None:
+        """Add `count` likes in SQL under the room's row lock; the new total, or None when there is no such room."""
+        stats = self._stats.c
+        with self._transaction(write=True) as conn:
+            if not self._lock_room(conn, room_id):
+                return None
+            # The room's lock serialises every stats write of this room, so this read decides
+            # between UPDATE and INSERT safely; the addition itself happens in the database.
+            if self._has_stats(conn, room_id):
+                conn.execute(sa.update(self._stats).where(stats.room_id == room_id).values(like_count=stats.like_count + count))
+            else:
+                conn.execute(sa.insert(self._stats).values(room_id=room_id, like_count=count, muted=False))
+            return int(conn.execute(sa.select(stats.like_count).where(stats.room_id == room_id)).scalar_one())
+
+    def set_muted(self, room_id: RoomId, muted: bool) -> bool:
+        """Set the room's chat-mute flag; False when there is no such room."""
+        with self._transaction(write=True) as conn:
+            if not self._lock_room(conn, room_id):
+                return False
+            if self._has_stats(conn, room_id):
+                conn.execute(sa.update(self._stats).where(self._stats.c.room_id == room_id).values(muted=muted))
+            else:
+                conn.execute(sa.insert(self._stats).values(room_id=room_id, like_count=0, muted=muted))
+            return True
+
+    def stats(self, room_ids: Iterable[RoomId]) -> dict[RoomId, RoomStats]:
+        """Likes and mute flag of each room that has a stats row, in one query."""
+        wanted = list(dict.fromkeys(room_ids))
+        if not wanted:
+            return {}
+        stats = self._stats.c
+        query = sa.select(stats.room_id, stats.like_count, stats.muted).where(stats.room_id.in_(wanted))
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query).all()
+        return {str(room_id): RoomStats(int(likes or 0), bool(muted)) for room_id, likes, muted in rows}
+
+    def use_token(self, token_id: str, expires_at: int, now: int) -> bool:
+        """Mark a one-time token used; the primary key decides between processes racing with one token."""
+        try:
+            with self._transaction(write=True) as conn:
+                conn.execute(sa.delete(self._used).where(self._used.c.expires_at < now))  # keep the table small
+                conn.execute(sa.insert(self._used).values(token_id=token_id, expires_at=expires_at))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False  # used already, here or by another process
+            raise
+        return True
 
     def load_secret(self, make: Callable[[], str]) -> str:
         """The deployment's secret: the stored one, or `make()` stored first (the primary key settles races)."""
@@ -212,9 +281,29 @@ class SqlStore:
 
     def _locked_row(self, conn: Connection, room_id: RoomId) -> RoomRecord | None:
         """The room's row, locked until the transaction ends (FOR UPDATE; SQLite holds its write lock)."""
-        query = sa.select(self._rooms).where(self._rooms.c.id == room_id).with_for_update()
+        query = sa.select(self._rooms).where(self._exactly(self._rooms.c.id, room_id)).with_for_update()
         row = conn.execute(query).mappings().first()
         return _from_row(row) if row is not None else None
+
+    def _lock_room(self, conn: Connection, room_id: RoomId) -> bool:
+        """Lock the room's row until the transaction ends; False when there is no such room."""
+        query = sa.select(self._rooms.c.id).where(self._exactly(self._rooms.c.id, room_id)).with_for_update()
+        return conn.execute(query).first() is not None
+
+    def _has_stats(self, conn: Connection, room_id: RoomId) -> bool:
+        return conn.execute(sa.select(self._stats.c.room_id).where(self._stats.c.room_id == room_id)).first() is not None
+
+    def _exactly(self, column: Any, value: str) -> Any:
+        """`column = value`, compared byte for byte on every engine.
+
+        MySQL/MariaDB compare text by the column's collation: usually case-insensitive and blind to
+        trailing spaces, so `ABC` would find room `abc` (and an update would then hit the wrong id).
+        The plain comparison still picks the index; the binary one makes it exact.
+        """
+        if self.kind != "mysql":
+            return column == value
+        binary = sa_mysql.BINARY()
+        return sa.and_(column == value, sa.cast(column, binary) == sa.cast(sa.literal(value, sa.String()), binary))
 
     def _status_filter(self, status: int | None) -> tuple[Any, ...]:
         if status is None:
@@ -243,7 +332,10 @@ class SqlStore:
                 conn.execute(sa.schema.CreateTable(self._rooms, if_not_exists=True))
                 for index in sorted(self._rooms.indexes, key=lambda i: str(i.name)):
                     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-            conn.execute(sa.schema.CreateTable(self._meta, if_not_exists=True))
+            for table in (self._meta, self._stats, self._used):
+                conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            if self.kind == "mysql":
+                _check_mysql_charsets(conn)
 
 
 def database_url(text: str) -> URL:
@@ -321,15 +413,39 @@ def _mysql_room_ddl() -> str:
     head = f"CREATE TABLE `{ROOM_TABLE}`"
     if not statement.startswith(head):  # pragma: no cover - guards an edit of the shipped file
         raise StorageError(f"room_infos.sql must start with {head!r}")
-    return f"CREATE TABLE IF NOT EXISTS `{ROOM_TABLE}`" + statement[len(head) :]
+    # The contract's columns as written; the table's character set is ours to name. Without it a
+    # latin1 database makes a latin1 table, and Chinese, emoji or Arabic titles then fail to store.
+    return f"CREATE TABLE IF NOT EXISTS `{ROOM_TABLE}`" + statement[len(head) :] + " DEFAULT CHARSET=utf8mb4"
+
+
+def _check_mysql_charsets(conn: Connection) -> None:
+    """Refuse (at start) a connection or table that cannot hold all of Unicode, rather than 500 on the first emoji."""
+    connection = conn.exec_driver_sql("SELECT @@character_set_connection").scalar_one()
+    if connection != "utf8mb4":
+        raise StorageError(
+            f"the MySQL connection uses character set {connection}, which cannot hold every character a room may have; "
+            "use charset=utf8mb4 in the database address"
+        )
+    query = sa.text(
+        "SELECT table_name, column_name, character_set_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND table_name IN (:rooms, :meta) AND character_set_name IS NOT NULL "
+        "AND character_set_name <> 'utf8mb4' ORDER BY table_name, ordinal_position"
+    )
+    bad = conn.execute(query, {"rooms": ROOM_TABLE, "meta": META_TABLE}).first()
+    if bad is not None:
+        table, column, charset = bad
+        raise StorageError(
+            f"the table {table} stores text as {charset} (column {column}), which cannot hold Chinese, emoji and most "
+            f"scripts; convert it first: ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4"
+        )
 
 
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def _tables(kind: str) -> tuple[sa.Table, sa.Table]:
-    """`room_infos` (as the contract types it) and our meta table, for queries and non-MySQL DDL."""
+def _tables(kind: str) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
+    """`room_infos` (as the contract types it) and our tables (meta, room stats, used tokens)."""
     metadata = sa.MetaData()
     text = sa.Text().with_variant(sa_mysql.MEDIUMTEXT(), "mysql", "mariadb")
     number = sa.BigInteger().with_variant(sa_mysql.BIGINT(display_width=20), "mysql", "mariadb")
@@ -355,8 +471,22 @@ def _tables(kind: str) -> tuple[sa.Table, sa.Table]:
         META_TABLE, metadata,
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False),
+        mysql_charset="utf8mb4",
     )  # fmt: skip
-    return rooms, meta
+    stats = sa.Table(
+        STATS_TABLE, metadata,
+        sa.Column("room_id", sa.String(256), primary_key=True),  # room_infos.id's type
+        sa.Column("like_count", sa.BigInteger(), nullable=False, default=0),
+        sa.Column("muted", sa.Boolean(create_constraint=False), nullable=False, default=False),
+        mysql_charset="utf8mb4",
+    )  # fmt: skip
+    used = sa.Table(
+        USED_TOKENS_TABLE, metadata,
+        sa.Column("token_id", sa.String(64), primary_key=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        mysql_charset="utf8mb4",
+    )  # fmt: skip
+    return rooms, meta, stats, used
 
 
 def _to_values(record: RoomRecord) -> dict[str, Any]:

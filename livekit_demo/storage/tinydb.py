@@ -3,9 +3,12 @@
 Layout, for a data file ``rooms.json``:
 
 - ``rooms.json``: the snapshot, a TinyDB database (``TinyDB("rooms.json")`` opens it) whose table
-  ``room_infos`` holds one document per room, the record's `to_row()`. Other tables in the file
-  are kept as they are.
-- ``rooms.json.journal``: one JSON line per write since the snapshot (``put`` a row, ``del`` an id).
+  ``room_infos`` holds one document per room, the record's `to_row()`. Two tables of ours sit beside
+  it: ``livekit_demo_room_stats`` (a room's like total and chat-mute flag, SPEC 11: never inside a
+  room document) and ``livekit_demo_used_tokens`` (one-time hand-off tokens already traded, SPEC 12).
+  Other tables in the file are kept as they are.
+- ``rooms.json.journal``: one JSON line per write since the snapshot (``put`` a row, ``del`` an id,
+  ``stats`` of a room, ``used`` a token), with the same fsync per line as the rooms.
 - ``rooms.json.secret``: the deployment's secret, owner-only.
 
 Why a journal: TinyDB rewrites its whole file on every write, so a plain TinyDB `create` costs
@@ -28,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,11 +45,16 @@ from ..types import JSONDict, RoomId
 from ._files import write_atomic_with
 from ._index import IndexedStore
 from ._journal import Entry, Journal
+from .base import RoomStats
 
-__all__ = ["TinyDBStore", "TABLE"]
+__all__ = ["TinyDBStore", "TABLE", "STATS_TABLE", "USED_TOKENS_TABLE"]
 
 TABLE = "room_infos"
 """The TinyDB table that holds the rooms, named after the original's SQL table."""
+STATS_TABLE = "livekit_demo_room_stats"
+"""Our table of likes and mute flags: ``{"room_id", "like_count", "mute"}`` per room that has any."""
+USED_TOKENS_TABLE = "livekit_demo_used_tokens"
+"""Our table of used one-time tokens: ``{"token_id", "expires_at"}``."""
 
 _log = logging.getLogger("livekit_demo.storage")
 _OPEN: dict[Path, TinyDBStore] = {}
@@ -113,7 +122,7 @@ class TinyDBStore(IndexedStore):
                 raise StorageError(f"{self.path} is already open in this process ({_OPEN[self.path]!r}); close that store first")
             _OPEN[self.path] = self
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _check_folder(self.path)
             self._journal = Journal(self.path.with_name(self.path.name + ".journal"), owner=self.path)
         except BaseException:
             self._release()
@@ -138,6 +147,13 @@ class TinyDBStore(IndexedStore):
             if record.id in self._docs:
                 raise StorageError(f"the TinyDB file {self.path} holds room {record.id!r} twice")
             self._remember(record, doc_id)
+        try:
+            for doc in data.pop(STATS_TABLE, {}).values():
+                self._stats[str(doc["room_id"])] = RoomStats(int(doc["like_count"]), bool(doc["mute"]))
+            for doc in data.pop(USED_TOKENS_TABLE, {}).values():
+                self._used[str(doc["token_id"])] = int(doc["expires_at"])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StorageError(f"the TinyDB file {self.path} has a bad document in our tables: {exc!r}") from exc
         self._other_tables = data
         entries = self._journal.replay()
         for number, entry in enumerate(entries, start=1):
@@ -152,6 +168,11 @@ class TinyDBStore(IndexedStore):
             elif entry["op"] == "del":
                 self._docs.pop(entry["id"], None)
                 self._index.pop(entry["id"])
+                self._stats.pop(entry["id"], None)
+            elif entry["op"] == "stats":
+                self._stats[str(entry["id"])] = RoomStats(int(entry["likes"]), bool(entry["mute"]))
+            elif entry["op"] == "used":
+                self._used[str(entry["token"])] = int(entry["exp"])
             else:
                 raise ValueError(f"unknown op {entry['op']!r}")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -176,6 +197,18 @@ class TinyDBStore(IndexedStore):
     def _persist_delete(self, room_id: RoomId) -> None:
         self._journal.append({"op": "del", "id": room_id})
         del self._docs[room_id]
+        self._stats.pop(room_id, None)
+        self._maybe_compact()
+
+    def _persist_stats(self, room_id: RoomId, stats: RoomStats) -> None:
+        # The whole new value, not the increment: replaying a line twice changes nothing.
+        self._journal.append({"op": "stats", "id": room_id, "likes": stats.likes, "mute": stats.muted})
+        self._stats[room_id] = stats  # before a compaction, which snapshots memory and empties the journal
+        self._maybe_compact()
+
+    def _persist_used(self, token_id: str, expires_at: int) -> None:
+        self._journal.append({"op": "used", "token": token_id, "exp": expires_at})
+        self._used[token_id] = expires_at
         self._maybe_compact()
 
     def _maybe_compact(self) -> None:
@@ -189,7 +222,12 @@ class TinyDBStore(IndexedStore):
 
     def _compact(self) -> None:
         docs = {str(doc_id): row for doc_id, row in self._docs.values()}
-        self._db.storage.write({**self._other_tables, TABLE: docs})
+        stats = {
+            str(n): {"room_id": room_id, "like_count": s.likes, "mute": s.muted}
+            for n, (room_id, s) in enumerate(self._stats.items(), start=1)
+        }
+        used = {str(n): {"token_id": t, "expires_at": exp} for n, (t, exp) in enumerate(self._used.items(), start=1)}
+        self._db.storage.write({**self._other_tables, TABLE: docs, STATS_TABLE: stats, USED_TOKENS_TABLE: used})
         self._journal.clear()
 
     def close(self) -> None:
@@ -213,3 +251,12 @@ class TinyDBStore(IndexedStore):
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"rooms={len(self._index)}"
         return f"TinyDBStore({str(self.path)!r}, {state})"
+
+
+def _check_folder(path: Path) -> None:
+    """Refuse a file whose folder is missing or not writable: a typo in a path must not create folders."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StorageError(f"cannot keep rooms in {path}: the folder {folder} does not exist (create it first, or use storage='memory')")
+    if not os.access(folder, os.W_OK):
+        raise StorageError(f"cannot keep rooms in {path}: the folder {folder} is not writable (choose another path, or use storage='memory')")

@@ -1,4 +1,4 @@
-"""Notebook forms over the client: log in, create and drive rooms, edit co-streaming, read URLs.
+"""Notebook forms over the client: log in, create and drive rooms, edit co-streaming, read URLs, run an audience.
 
     >>> import livekit_demo
     >>> from livekit_demo.widgets import control_panel
@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
     raise ImportError('livekit_demo.widgets needs ipywidgets: pip install "livekit_demo[lab]"') from exc
 
 from ._base import Section, Session
+from .audience import AudienceChart, AudienceControl, audience_chart, render_timeline
 from .forms import CreateRoomForm, KeyValueEditor, LoginForm, UpdateRoomForm
 from .json_view import JsonView
 from .lifecycle import ALLOWED_FROM, LifecycleButtons
@@ -40,6 +41,10 @@ __all__ = [
     "RoomList",
     "MeetingEditor",
     "UrlPanel",
+    "AudienceChart",
+    "AudienceControl",
+    "audience_chart",
+    "render_timeline",
     "JsonView",
     "ControlPanel",
     "control_panel",

@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from ..client import AppServerClient
 from ._base import Session
+from .audience import AudienceControl
 from .forms import CreateRoomForm, LoginForm, UpdateRoomForm
 from .json_view import JsonView
 from .lifecycle import LifecycleButtons
@@ -18,11 +19,11 @@ from .urls import UrlPanel
 
 __all__ = ["ControlPanel", "control_panel", "TAB_TITLES"]
 
-TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs")
+TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs", "Audience")
 
 
 class ControlPanel(widgets.VBox):
-    """Login, rooms (list and lifecycle), create, update, co-streaming, URLs; and the JSON of the last answer.
+    """Login, rooms (list and lifecycle), create, update, co-streaming, URLs, audience; and the JSON of the last answer.
 
     `client`: an `AppServerClient` to use (you keep closing it); else log in from the Login tab.
     `server`: a `ServerHandle` (default: the latest `start_server()` of this kernel) whose URL the
@@ -44,6 +45,7 @@ class ControlPanel(widgets.VBox):
         self.update_form = UpdateRoomForm(self.session)
         self.meeting = MeetingEditor(self.session)
         self.urls = UrlPanel(self.session)
+        self.audience = AudienceControl(self.session)
         self.json_view = JsonView(self.session)
         self.tabs = widgets.Tab(
             children=[
@@ -53,6 +55,7 @@ class ControlPanel(widgets.VBox):
                 self.update_form,
                 self.meeting,
                 self.urls,
+                self.audience,
             ],
             titles=TAB_TITLES,
         )
@@ -78,6 +81,7 @@ class ControlPanel(widgets.VBox):
     def close(self) -> None:
         """Close the widgets and any client the Login tab opened (a client passed in stays open)."""
         self.login_form.close()
+        self.audience.close()  # a running audience stops with the panel
         super().close()
 
 
