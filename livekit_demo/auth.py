@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,84 +90,90 @@ class LoginThrottle:
     An attempt is reserved (`begin`) before its password is checked and settled (`end`) after, so
     attempts in flight count against the limit: 200 concurrent guesses get at most `max_per_user`
     password checks, not however many threads happen to pass the check before the first failure lands.
+    An attempt that finds the limit full only because of attempts in flight waits for them to settle
+    instead of being refused: a class logging in as one demo user at once is not a guessing attack.
     """
 
-    def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock) -> None:
+    def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock, *, wait: float = 30.0) -> None:
         self.max_per_user = max_per_user
         self.max_per_address = max_per_address
         self.window = window
+        self.wait = wait  # the longest an attempt waits for attempts in flight before a 429
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._pending: dict[str, int] = {}  # attempts reserved and not yet settled, per key
         self._sweep_at = 10000
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
 
     def check(self, *keys: str) -> None:
         """Raise TooManyRequests when any key is locked out."""
-        now = self._clock.now().timestamp()
         with self._lock:
-            self._check(keys, now)
+            self._check(keys, self._clock.now().timestamp())
 
     def begin(self, *keys: str) -> None:
         """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then)."""
-        now = self._clock.now().timestamp()
-        with self._lock:
-            self._check(keys, now)
+        deadline = time.monotonic() + self.wait
+        with self._settled:
+            while self._check(keys, self._clock.now().timestamp()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TooManyRequests("too many logins in flight for this username or address; try again in 1 s", retry_after=1)
+                self._settled.wait(left)
             for key in keys:
                 self._pending[key] = self._pending.get(key, 0) + 1
 
     def end(self, *keys: str, ok: bool) -> None:
         """Settle an attempt reserved by `begin`: a failure is counted, a success clears the username's count."""
-        if ok:
-            self._settle(keys)
-            self.succeeded(keys[0])
-        else:
-            self.failed(*keys, _settling=True)
-
-    def _check(self, keys: tuple[str, ...], now: float) -> None:
-        for key in keys:
-            times = self._failures.get(key)
-            counted = self._forget_old(times, now) if times is not None else 0
-            pending = self._pending.get(key, 0)
-            limit = self.max_per_user if key.startswith("user:") else self.max_per_address
-            if counted + pending >= limit:
-                # Full only because of attempts in flight: they settle within a password check.
-                retry_after = max(1, int(times[0] + self.window - now + 0.999)) if times and counted >= limit else 1
-                what = "this username" if key.startswith("user:") else "this address"
-                raise TooManyRequests(
-                    f"too many failed logins for {what}; try again in {retry_after} s",
-                    retry_after=retry_after,
-                )
-
-    def _settle(self, keys: tuple[str, ...]) -> None:
-        with self._lock:
+        now = self._clock.now().timestamp()
+        with self._settled:
             for key in keys:
                 left = self._pending.get(key, 0) - 1
                 if left > 0:
                     self._pending[key] = left
                 else:
                     self._pending.pop(key, None)
+            if ok:
+                self._failures.pop(keys[0], None)
+            else:
+                self._count_failure(keys, now)
+            self._settled.notify_all()
 
-    def failed(self, *keys: str, _settling: bool = False) -> None:
+    def failed(self, *keys: str) -> None:
         """Count one failed login for every key."""
-        if _settling:
-            self._settle(keys)
         now = self._clock.now().timestamp()
         with self._lock:
-            for key in keys:
-                times = self._failures.setdefault(key, deque())
-                self._forget_old(times, now)
-                times.append(now)
-            if len(self._failures) > self._sweep_at:
-                # Bound memory under a flood of distinct names or addresses; sweeping only when the
-                # table has doubled keeps the cost per failure constant.
-                for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
-                    del self._failures[stale]
-                self._sweep_at = max(10000, 2 * len(self._failures))
+            self._count_failure(keys, now)
 
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+
+    def _check(self, keys: tuple[str, ...], now: float) -> bool:
+        """Raise TooManyRequests when a key's counted failures reach its limit; True when it is full only with attempts in flight."""
+        busy = False
+        for key in keys:
+            times = self._failures.get(key)
+            counted = self._forget_old(times, now) if times is not None else 0
+            limit = self.max_per_user if key.startswith("user:") else self.max_per_address
+            if times and counted >= limit:
+                retry_after = max(1, int(times[0] + self.window - now + 0.999))
+                what = "this username" if key.startswith("user:") else "this address"
+                raise TooManyRequests(f"too many failed logins for {what}; try again in {retry_after} s", retry_after=retry_after)
+            busy = busy or counted + self._pending.get(key, 0) >= limit
+        return busy
+
+    def _count_failure(self, keys: tuple[str, ...], now: float) -> None:
+        for key in keys:
+            times = self._failures.setdefault(key, deque())
+            self._forget_old(times, now)
+            times.append(now)
+        if len(self._failures) > self._sweep_at:
+            # Bound memory under a flood of distinct names or addresses; sweeping only when the
+            # table has doubled keeps the cost per failure constant.
+            for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
+                del self._failures[stale]
+            self._sweep_at = max(10000, 2 * len(self._failures))
 
     def _forget_old(self, times: deque[float], now: float) -> int:
         while times and times[0] <= now - self.window:
