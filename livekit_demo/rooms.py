@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins  # RoomService.list shadows the name inside the class
 import json
 import logging
+import operator
 import secrets
 import threading
 import uuid
@@ -72,6 +73,8 @@ class Transition:
 
 
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
+_TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
+_read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -188,7 +191,7 @@ class _Metrics:
         self._online_sources.append(source)
 
     def online(self, room_id: RoomId) -> int:
-        return sum(source(room_id) for source in self._online_sources)
+        return sum(source(room_id) for source in self._online_sources) if self._online_sources else 0
 
     def visit(self, room_id: RoomId, user_id: UserId) -> None:
         with self._lock:
@@ -556,14 +559,13 @@ class RoomService:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
         if stats is None:
             stats = self._stats_of(record.id)
-        info = RoomInfo()
-        for name in ROOMINFO_FIELDS:  # the stored fields the original answers, in its order
-            value = getattr(record, name)
-            if name in _TIME_FIELDS:
-                value = format_time(value)
-            elif name in ("status", "mode"):
-                value = int(value)
-            info[name] = value
+        # The stored fields the original answers, in its order, read in one go; then the few that
+        # are not answered as stored are converted in place (which keeps their place in the order).
+        info = RoomInfo(zip(ROOMINFO_FIELDS, _read_stored(record), strict=True))
+        for name in _TIMES_ANSWERED:
+            info[name] = format_time(info[name])
+        info["status"] = int(info["status"])
+        info["mode"] = int(info["mode"])
         info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
