@@ -18,7 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
+
+try:
+    import orjson
+except ImportError:  # a browser tab (Pyodide from npm has no orjson wheel): the standard library's json then
+    orjson = None  # type: ignore[assignment]
 from anyio.lowlevel import RunVar
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -143,7 +147,7 @@ def _loads(body: bytes) -> Any:
     Whatever orjson refuses goes to `json` too, which words the errors (and accepts what it
     accepts: a BOM, UTF-16).
     """
-    if body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
+    if orjson is not None and body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
         try:
             return orjson.loads(body)
         except (orjson.JSONDecodeError, RecursionError):
@@ -164,9 +168,11 @@ def _dumps(value: Any) -> bytes:
     goes to `json`, which writes it or fails exactly as before.
     """
     try:
-        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+        if orjson is not None:
+            return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+        pass
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -156,7 +156,7 @@ def test_uvicorn_and_pyyaml_are_not_requirements_in_a_browser_tab() -> None:
     browser = {"sys_platform": "emscripten", "platform_system": "Emscripten"}
     needed_there = {r.name for r in requirements if r.marker is None or r.marker.evaluate(browser)}
     needed_here = {r.name for r in requirements if r.marker is None or r.marker.evaluate()}
-    assert needed_here - needed_there == {"uvicorn", "pyyaml"}
+    assert needed_here - needed_there == {"uvicorn", "pyyaml", "orjson"}
     assert {"starlette", "tinydb", "pyjwt", "httpx"} <= needed_there
 
 
@@ -177,3 +177,15 @@ def test_without_uvicorn_serving_says_what_is_missing_and_in_process_works(monke
         start_server(storage="memory", env={}, keep=True)
     with start_server(storage="memory", env={}, keep=True, inprocess=True) as server:
         assert connect(server, "ann").list() == []
+
+
+def test_without_orjson_the_api_reads_and_writes_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo import api
+
+    sample = {"title": "Ünïcode ✓", "n": [1, 2, 3], "nested": {"ok": True, "none": None}}
+    body = api._dumps(sample)
+    assert api._loads(body) == sample
+    monkeypatch.setattr(api, "orjson", None)  # as in a tab, where the module is missing
+    assert api._dumps(sample) == body and api._loads(body) == sample
+    with start_server(storage="memory", env={}, keep=True, inprocess=True) as server:
+        assert connect(server, "ann").create("plain json")["title"] == "plain json"
