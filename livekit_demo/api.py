@@ -301,12 +301,12 @@ async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: 
     """Run a handler: inline on the loop, or in the thread pool its kind of blocking work gets."""
     if inline:  # no threads here (Pyodide): everything on the caller's stack
         return op.handler(server, actor, fields, call)
+    if not op.blocking and (not server.store.blocking or op.name in STORE_FREE):
+        return op.handler(server, actor, fields, call)  # first: the common call needs no limiter looked up
     db_limiter, hash_limiter = _limiters(server)
     if op.blocking:
         # Password hashing would stall every other request: off the loop, in its own bounded pool.
         return await run_in_thread(op.handler, server, actor, fields, call, limiter=hash_limiter)
-    if not server.store.blocking or op.name in STORE_FREE:
-        return op.handler(server, actor, fields, call)
     # A database call: off the loop, and answered within a bound even when the database hangs
     # (the thread is left to finish on the driver's own timeouts; its pool slot stays taken until then).
     storage = server.settings.storage
