@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--bitrate", default="2000k", help="the test pattern's video bitrate")
-    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--size", default="640x360", help="small: the encoder, not the edge, must keep real time on a busy machine")
     parser.add_argument("--queue-bytes", type=int, default=2 * 1024 * 1024, help="the edge's per-viewer queue bound")
     parser.add_argument("--quick", action="store_true", help="3 viewers, 5 s: a smoke run")
     parser.add_argument("--json", help="write the figures here")
