@@ -21,7 +21,7 @@ from .types import JSONDict
 
 __all__ = [
     "CallContext", "Operation", "OPERATIONS", "TOKEN_V2", "PUSH_CALLBACK", "API_PREFIXES", "ANONYMOUS",
-    "served_operations", "callback_paths",
+    "served_operations", "callback_paths", "STORE_READS", "STORE_WRITES", "STORE_FREE",
 ]  # fmt: skip
 
 API_PREFIXES = ("/api/v1/live", "/api/v2/live")
@@ -180,3 +180,11 @@ def served_operations() -> list[tuple[str, Operation]]:
 def callback_paths() -> list[str]:
     """The paths of the CDN's push callback, v1 and v2."""
     return [f"{prefix}/{CALLBACK_NAME}" for prefix in API_PREFIXES]
+
+
+STORE_WRITES = frozenset({"create", "update", "start", "pause", "stop", "delete", "updateMeetingInfo"})
+"""Calls that write to the room store: they can meet a full disk (507)."""
+STORE_READS = frozenset({"get", "list", "getMeetingInfo", "heartbeat"})
+"""Calls that only read the room store."""
+STORE_FREE = frozenset({"login", "refresh_token", "token"})
+"""Calls that never touch the room store: a database that is down or hung must not hold them up."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins  # RoomService.list shadows the name inside the class
 import json
 import logging
+import operator
 import secrets
 import threading
 import uuid
@@ -21,7 +22,7 @@ from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
+from .exceptions import BadRequest, Forbidden, InternalError, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .presence import Presence
 from .storage.base import RoomStats, RoomStore
@@ -29,11 +30,32 @@ from .streams import LINK_STREAM_KINDS, StreamUrls
 from .types import JSONDict, RoomId, UserId
 from .validation import rtc_id_problem
 
-__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS"]
+__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS", "stored_row_problem"]
 
 log = logging.getLogger("livekit_demo.rooms")
 MAX_EVENTS = 100
 """How many accepted stream events a server keeps (SPEC 13)."""
+_KNOWN_STATUSES = frozenset(int(s) for s in RoomStatus)
+_KNOWN_MODES = frozenset(int(m) for m in Mode)
+
+
+def stored_row_problem(record: RoomRecord) -> str | None:
+    """How a stored row breaks the contract (someone wrote it by hand, or another program), or None."""
+    if not record.id:
+        return "it has no id"
+    if int(record.status) not in _KNOWN_STATUSES:
+        return f"its status {int(record.status)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_STATUSES)))})"
+    if int(record.mode) not in _KNOWN_MODES:
+        return f"its mode {int(record.mode)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_MODES)))})"
+    return None
+
+
+def _refuse_bad_row(record: RoomRecord) -> RoomRecord:
+    """The record, or a 500 for this room alone saying what is wrong with its row."""
+    problem = stored_row_problem(record)
+    if problem is not None:
+        raise InternalError(f"room {record.id!r} is stored in a shape this server cannot serve: {problem}; fix or delete its row")
+    return record
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,8 @@ class Transition:
 
 
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
+_TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
+_read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -167,7 +191,7 @@ class _Metrics:
         self._online_sources.append(source)
 
     def online(self, room_id: RoomId) -> int:
-        return sum(source(room_id) for source in self._online_sources)
+        return sum(source(room_id) for source in self._online_sources) if self._online_sources else 0
 
     def visit(self, room_id: RoomId, user_id: UserId) -> None:
         with self._lock:
@@ -204,6 +228,8 @@ class RoomService:
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self._warned: set[RoomId] = set()  # broken rows already logged, so a list does not log them each time
+        self._warned_lock = threading.Lock()
         self.presence = Presence(clock)  # heartbeating viewers (SPEC 14), one of the online sources
         self.metrics.add_online_source(self.presence)
         self._events: deque[StreamEvent] = deque(maxlen=MAX_EVENTS)
@@ -275,6 +301,7 @@ class RoomService:
         self.check_acting_as(actor, user_id, "user_id")
         wanted = None if status in (None, -1) else status
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
+        records = [r for r in records if self._listable(r)]
         stats = self.store.stats(r.id for r in records) if records else {}  # one read for the page
         return [self._room_info(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS)) for r in records]
 
@@ -371,7 +398,7 @@ class RoomService:
     def delete(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """Remove the room; answer it as it was."""
         self.check_acting_as(actor, user_id, "user_id")
-        record = self._find(room_id)
+        record = self._find(room_id, whole=False)  # a broken row may still be deleted by its anchor
         self._require_anchor(actor, record)
         answer = self._room_info(record, user_id, actor, host=host)
         if self.store.delete(room_id) is None:
@@ -487,14 +514,30 @@ class RoomService:
     def _stats_of(self, room_id: RoomId) -> RoomStats:
         return self.store.stats([room_id]).get(room_id, _NO_STATS)
 
-    def _find(self, room_id: RoomId) -> RoomRecord:
+    def _listable(self, record: RoomRecord) -> bool:
+        """Whether a listed row is served; a broken one is skipped (and logged once), the page still answers."""
+        problem = stored_row_problem(record)
+        if problem is None:
+            return True
+        with self._warned_lock:
+            first = record.id not in self._warned
+            if first and len(self._warned) < 10000:
+                self._warned.add(record.id)
+        if first:
+            log.warning("room %r is left out of lists: %s; fix or delete its row", record.id, problem)
+        return False
+
+    def _find(self, room_id: RoomId, *, whole: bool = True) -> RoomRecord:
         record = self.store.get(room_id)
         if record is None:
             raise RoomNotFound(room_id)
-        return record
+        return _refuse_bad_row(record) if whole else record
 
     def _update(self, room_id: RoomId, change: Any) -> RoomRecord:
-        record = self.store.update(room_id, change)
+        def checked(record: RoomRecord) -> RoomRecord:
+            return change(_refuse_bad_row(record))  # the same object back keeps "no change" meaning it
+
+        record = self.store.update(room_id, checked)
         if record is None:
             raise RoomNotFound(room_id)
         return record
@@ -516,14 +559,13 @@ class RoomService:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
         if stats is None:
             stats = self._stats_of(record.id)
-        info = RoomInfo()
-        for name in ROOMINFO_FIELDS:  # the stored fields the original answers, in its order
-            value = getattr(record, name)
-            if name in _TIME_FIELDS:
-                value = format_time(value)
-            elif name in ("status", "mode"):
-                value = int(value)
-            info[name] = value
+        # The stored fields the original answers, in its order, read in one go; then the few that
+        # are not answered as stored are converted in place (which keeps their place in the order).
+        info = RoomInfo(zip(ROOMINFO_FIELDS, _read_stored(record), strict=True))
+        for name in _TIMES_ANSWERED:
+            info[name] = format_time(info[name])
+        info["status"] = int(info["status"])
+        info["mode"] = int(info["mode"])
         info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):

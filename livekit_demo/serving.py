@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
+from .storage._dsn import safe_url
 
 __all__ = [
     "serve",
@@ -26,6 +28,8 @@ __all__ = [
     "local_addresses",
     "app_factory",
     "check_workers",
+    "connection_limit",
+    "configure_request_log",
 ]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
@@ -76,8 +80,18 @@ def base_urls(host: str, port: int) -> list[str]:
     return [f"http://{shown}:{port}"]
 
 
+DEMO_RULE_WARNING = (
+    "the demo login rule is on: anyone who can reach this port can log in as any unconfigured username "
+    "(set auth.demo_login to false and configure auth.users to stop that)"
+)
+
+
 def check_workers(settings: Settings) -> None:
-    """Several processes need a shared database: refuse them on a file or in memory."""
+    """Several processes need a shared database: refuse them on a file or in memory (or with the edge)."""
+    if settings.server.workers > 1 and settings.edge.enabled:
+        raise SettingsError(
+            "server.workers", "the local media edge runs in one process: use 1 worker with --edge (edge.enabled)"
+        )
     if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
         raise SettingsError(
             "server.workers",
@@ -106,14 +120,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
 
-    `http` and `loop` stay uvicorn's "auto": httptools and uvloop when installed (the `fast` extra),
-    else h11 and asyncio.
+    `loop` stays uvicorn's "auto": uvloop when installed (the `fast` extra), else asyncio; `http` is
+    uvicorn's own choice (httptools when installed, else h11) with our connection guard on top.
     """
+    from .connection_guard import PROTOCOL
+
     return {
         "log_level": settings.server.log_level,
         # uvicorn's access log would write ?token=... query strings; our api logs requests without them
         "access_log": False,
         "lifespan": "on",
+        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
+        # closed to make room, and a bound on requests in flight (more get 503).
+        "http": PROTOCOL,
+        "limit_concurrency": connection_limit(settings.server.max_connections) + 16,
+        "timeout_keep_alive": settings.server.keep_alive,
     }
 
 
@@ -123,7 +144,53 @@ def app_factory() -> Any:
     from .app_server import AppServer
 
     data = json.loads(os.environ[_SETTINGS_ENV])
-    return create_app(AppServer(Settings.build(env={}, **data)))
+    settings = Settings.build(env={}, **data)
+    _guard_connections(settings)
+    configure_request_log(settings.server.log_level)
+    from .connection_guard import guard_app
+
+    return guard_app(create_app(AppServer(settings)))
+
+
+def connection_limit(wanted: int) -> int:
+    """`wanted` connections, or fewer so that they fit the open-file limit with room to spare."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Unix
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    # Files, the database's connections, the log: keep a share of descriptors for them.
+    return max(16, min(wanted, soft - max(64, soft // 8)))
+
+
+def _guard_connections(settings: Settings) -> None:
+    from .connection_guard import configure
+
+    configure(read_timeout=settings.server.read_timeout, max_connections=connection_limit(settings.server.max_connections))
+
+
+def configure_request_log(level: str, stream: TextIO | None = None) -> logging.Handler:
+    """Show our records (one line per request at INFO) on `stream` (default stderr).
+
+    On by default: the request lines show at the default level ``warning`` and at ``info``;
+    ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
+    phone arrive. Idempotent: a second call replaces the handler the first one added.
+    """
+    package = logging.getLogger("livekit_demo")
+    for old in [h for h in package.handlers if getattr(h, _OURS, False)]:
+        package.removeHandler(old)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    setattr(handler, _OURS, True)
+    package.addHandler(handler)
+    package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
+    return handler
+
+
+_OURS = "_livekit_demo_request_log"
 
 
 def import_uvicorn() -> Any:
@@ -148,17 +215,26 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     check_workers(settings)
     host, workers = settings.server.host, settings.server.workers
     if settings.auth.demo_login and not is_loopback(host):
-        print(
-            f"warning: listening on {host} with the demo login rule on: anyone who can reach this port can log in "
-            "as any unconfigured username (set auth.demo_login to false and configure auth.users to stop that)",
-            file=out,
-        )
+        print(f"warning: listening on {host}: {DEMO_RULE_WARNING}", file=out)
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
+    from .connection_guard import guard_app
+
+    _guard_connections(settings)
     config_args = uvicorn_options(settings)
+    configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
-        app = create_app(AppServer(settings))
+        server = AppServer(settings)
+        edge = None
+        if settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            def announce(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            edge = LiveEdge(server, bind_host=host, http_port=port, announce=announce)
+        app = guard_app(create_app(server, edge=edge))
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return
@@ -173,19 +249,16 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
 
 
 def _announce(settings: Settings, port: int, out: TextIO) -> None:
-    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
+    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
-    for url in base_urls(settings.server.host, port):
+    urls = base_urls(settings.server.host, port)
+    for url in urls:
         print(f"Enter this base URL in a client: {url}", file=out)
+    if not is_loopback(settings.server.host):
+        from .qr import qr_code
+
+        # A class: phones scan this into the client's settings instead of typing an address.
+        print(f"Scan it on a phone ({urls[0]}):", file=out)
+        print(qr_code(urls[0]).terminal(), end="", file=out)
     out.flush()
-
-
-def _safe_url(url: str) -> str:
-    """A storage URL or DSN with any password hidden."""
-    if "@" not in url:
-        return url
-    head, _, tail = url.rpartition("@")
-    scheme, sep, creds = head.rpartition("://")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{tail}" if ":" in creds else url

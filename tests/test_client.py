@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import livekit_demo
-from livekit_demo.client import ApiError, AppServerClient, connect
+from livekit_demo.client import ApiError, AppServerClient, ServerUnavailable, connect
 from livekit_demo.clock import FixedClock
 from livekit_demo.models import LoginResult, MeetingInfo, RoomInfo
 from livekit_demo.runner import ServerHandle, start_server
@@ -272,3 +272,47 @@ def test_heartbeat_counts_the_caller_online_and_names_it(ann: AppServerClient, b
     assert refused.value.status == 403
     sent = ann.raw("/api/v2/live/heartbeat", {"id": room, "user_id": "ann"})
     assert sent.json() == {"code": 200, "online_count": 2}
+
+
+def test_a_client_of_a_stopped_server_says_so_in_one_line() -> None:
+    first = start_server(storage="memory")
+    old = connect(first, username="ann")
+    second = start_server(storage="memory")  # stops `first`, as re-running a notebook's first cell does
+    try:
+        with pytest.raises(ServerUnavailable) as caught:
+            old.list()
+        assert str(caught.value) == (
+            f"the server at {first.url} was stopped (server.stop() or a later start_server()); run start_server() again"
+        )
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        with pytest.raises(ServerUnavailable, match="was stopped"):
+            old.login()
+        with pytest.raises(ServerUnavailable, match="was stopped"):
+            old.raw("/login", {"username": "ann", "password": "ann"})
+    finally:
+        second.stop()
+        old.close()
+
+
+def test_a_client_of_nothing_says_what_to_start() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with AppServerClient(f"http://127.0.0.1:{port}", "ann") as client, pytest.raises(ServerUnavailable) as caught:
+        client.login()
+    assert str(caught.value).startswith(f"no AppServer answers at http://127.0.0.1:{port} (ConnectError")
+    assert "start_server()" in str(caught.value)
+
+
+def test_ipython_shows_an_unreachable_server_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("from livekit_demo.client import AppServerClient\nAppServerClient('http://127.0.0.1:9', 'ann').login()")
+    finally:
+        InteractiveShell.clear_instance()
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1 and shown[0].startswith("ServerUnavailable: no AppServer answers at http://127.0.0.1:9"), shown

@@ -81,7 +81,9 @@ def test_calls_before_login_and_to_a_dead_server_show_inline(make_panel: Callabl
     log_in(panel, "ann")
     server.stop()
     panel.room_list.reload.click()
-    assert panel.room_list.status_text.startswith("✗ list: no answer (ConnectError")
+    assert panel.room_list.status_text == (
+        f"✗ list: the server at {server.url} was stopped (server.stop() or a later start_server()); run start_server() again"
+    )
     panel.login_form.url.value = "not a url"
     panel.login_form.button.click()
     assert panel.login_form.status_text.startswith("✗ login: no answer")
@@ -288,7 +290,13 @@ def test_meeting_editor_adds_toggles_removes_and_saves(make_panel: Callable[...,
 def test_meeting_editor_shows_a_refused_member_inline(make_panel: Callable[..., ControlPanel]) -> None:
     panel = make_panel("ann")
     create_room(panel, "Duet", mode=1)
-    panel.meeting.add_member("not valid!")
+    assert panel.meeting.add_member("not valid!") is None
+    assert panel.meeting.status_text == (
+        "✗ add member: user id 'not valid!' must use only A-Z a-z 0-9 _ - = (the RTC service's rule for co-streaming user ids), 1 to 64 of them"
+    )
+    row = panel.meeting.add_member("cy")
+    assert row is not None
+    row.user_id.value = "not valid!"  # edited after adding: the server still refuses it
     panel.meeting.save_button.click()
     assert panel.meeting.status_text.startswith("✗ updateMeetingInfo: 400 ")
     assert panel.json_view.data["details"][0]["field"] == "members[0].user_id"
@@ -418,3 +426,51 @@ def test_audience_control_without_threads_runs_in_the_click(monkeypatch: pytest.
             control.close()
     finally:
         server.stop()
+
+
+def test_reset_the_class_deletes_rooms_and_keeps_the_login(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "one")
+    create_room(panel, "two")
+    client = panel.client
+    panel.class_tools.reset_button.click()
+    assert panel.class_tools.status_text == "✓ reset: 2 rooms deleted; users stay logged in"
+    assert panel.client is client and panel.session.room is None
+    assert client is not None and client.list() == []
+    assert panel.room_list.status_text == "✓ list: ok"  # the list reloaded itself
+
+
+def test_log_out_then_switch_user(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    create_room(panel, "ann's")
+    panel.login_form.logout_button.click()
+    assert panel.login_form.status_text == "✓ logged out ann; log in as anyone above"
+    assert panel.client is None and panel.session.room is None and "not logged in" in panel.header.value
+    panel.create_form.fields["title"].value = "too early"
+    panel.create_form.button.click()
+    assert panel.create_form.status_text == "✗ create: log in first"
+    log_in(panel, "bob")
+    assert panel.client is not None and panel.client.username == "bob" and "logged in as <b>bob</b>" in panel.header.value
+    panel.login_form.logout_button.click()
+    panel.login_form.logout_button.click()
+    assert panel.login_form.status_text == "✗ log out: nobody is logged in"
+
+
+def test_the_last_answer_is_one_summary_line_over_collapsed_json(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    room = create_room(panel, "Morning show")
+    view = panel.json_view
+    assert view.summary == f"room 'Morning show' · status 0 (prepared) · id {room['id']}"
+    assert view.value.startswith(f"<div>room &#x27;Morning show&#x27; · status 0 (prepared) · id {room['id']}</div><details><summary>full JSON (")
+    assert "</pre></details>" in view.value and "<details open" not in view.value
+    panel.lifecycle.buttons["pause"].disabled = False
+    panel.lifecycle.buttons["pause"].click()
+    assert view.summary.startswith("error 409: ")
+    panel.room_list.reload.click()
+    assert view.summary.startswith("1 room: Morning show")
+
+
+def test_mode_labels_need_no_cjk_font() -> None:
+    from livekit_demo.widgets.forms import MODES
+
+    assert all(label.isascii() for label, _ in [(label.replace("·", ""), v) for label, v in MODES])

@@ -29,6 +29,7 @@ from .meeting import MeetingEditor
 from .panel import ControlPanel, control_panel
 from .room_list import RoomList
 from .urls import UrlPanel
+from .watch import Player, StreamEventsView, WatchPanel
 
 __all__ = [
     "Session",
@@ -50,4 +51,7 @@ __all__ = [
     "JsonView",
     "ControlPanel",
     "control_panel",
+    "Player",
+    "StreamEventsView",
+    "WatchPanel",
 ]
