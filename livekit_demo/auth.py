@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ class LoginThrottle:
         self._pending: dict[str, int] = {}  # attempts reserved and not yet settled, per key
         self._sweep_at = 10000
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # an attempt in flight settled
 
     def check(self, *keys: str) -> None:
         """Raise TooManyRequests when any key is locked out."""
@@ -102,28 +104,54 @@ class LoginThrottle:
         with self._lock:
             self._check(keys, now)
 
-    def begin(self, *keys: str) -> None:
-        """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then)."""
-        now = self._clock.now().timestamp()
-        with self._lock:
-            self._check(keys, now)
+    def begin(self, *keys: str, wait: float = 10.0) -> None:
+        """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then).
+
+        When only attempts in flight fill a key's allowance, wait (up to `wait` seconds) for them to
+        settle: a success clears the way (eight tabs logging in as one user at once all get in),
+        failures count and lock the key.
+        """
+        deadline = time.monotonic() + wait
+        with self._settled:
+            while True:
+                now = self._clock.now().timestamp()
+                if not self._check(keys, now, pending_only_blocks=True):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._check(keys, now)  # raises: still full of attempts in flight
+                    break
+                self._settled.wait(left)
             for key in keys:
                 self._pending[key] = self._pending.get(key, 0) + 1
 
     def end(self, *keys: str, ok: bool) -> None:
         """Settle an attempt reserved by `begin`: a failure is counted, a success clears the username's count."""
-        if ok:
-            self._settle(keys)
-            self.succeeded(keys[0])
-        else:
-            self.failed(*keys, _settling=True)
+        now = self._clock.now().timestamp()
+        with self._settled:  # counted and unreserved at once, so a waiter never sees neither
+            if ok:
+                self._failures.pop(keys[0], None)
+            else:
+                self._record_failures(keys, now)
+            for key in keys:
+                left = self._pending.get(key, 0) - 1
+                if left > 0:
+                    self._pending[key] = left
+                else:
+                    self._pending.pop(key, None)
+            self._settled.notify_all()
 
-    def _check(self, keys: tuple[str, ...], now: float) -> None:
+    def _check(self, keys: tuple[str, ...], now: float, *, pending_only_blocks: bool = False) -> bool:
+        """Raise TooManyRequests for a locked key; True (with `pending_only_blocks`) when attempts in flight fill one."""
+        busy = False
         for key in keys:
             times = self._failures.get(key)
             counted = self._forget_old(times, now) if times is not None else 0
             pending = self._pending.get(key, 0)
             limit = self.max_per_user if key.startswith("user:") else self.max_per_address
+            if pending_only_blocks and counted < limit <= counted + pending:
+                busy = True
+                continue
             if counted + pending >= limit:
                 # Full only because of attempts in flight: they settle within a password check.
                 retry_after = max(1, int(times[0] + self.window - now + 0.999)) if times and counted >= limit else 1
@@ -132,32 +160,25 @@ class LoginThrottle:
                     f"too many failed logins for {what}; try again in {retry_after} s",
                     retry_after=retry_after,
                 )
+        return busy
 
-    def _settle(self, keys: tuple[str, ...]) -> None:
-        with self._lock:
-            for key in keys:
-                left = self._pending.get(key, 0) - 1
-                if left > 0:
-                    self._pending[key] = left
-                else:
-                    self._pending.pop(key, None)
-
-    def failed(self, *keys: str, _settling: bool = False) -> None:
+    def failed(self, *keys: str) -> None:
         """Count one failed login for every key."""
-        if _settling:
-            self._settle(keys)
         now = self._clock.now().timestamp()
         with self._lock:
-            for key in keys:
-                times = self._failures.setdefault(key, deque())
-                self._forget_old(times, now)
-                times.append(now)
-            if len(self._failures) > self._sweep_at:
-                # Bound memory under a flood of distinct names or addresses; sweeping only when the
-                # table has doubled keeps the cost per failure constant.
-                for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
-                    del self._failures[stale]
-                self._sweep_at = max(10000, 2 * len(self._failures))
+            self._record_failures(keys, now)
+
+    def _record_failures(self, keys: tuple[str, ...], now: float) -> None:
+        for key in keys:
+            times = self._failures.setdefault(key, deque())
+            self._forget_old(times, now)
+            times.append(now)
+        if len(self._failures) > self._sweep_at:
+            # Bound memory under a flood of distinct names or addresses; sweeping only when the
+            # table has doubled keeps the cost per failure constant.
+            for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
+                del self._failures[stale]
+            self._sweep_at = max(10000, 2 * len(self._failures))
 
     def succeeded(self, key: str) -> None:
         with self._lock:
