@@ -6,6 +6,9 @@
   an explicit algorithm list with required claims, and against our injectable clock (so tests can
   expire a token without sleeping). Refresh is allowed while `now < orig_iat + refresh_window`.
 - Admin-ness is looked up in settings each time a token is checked; it is never a claim.
+- A token's signature and claims are checked once: the verified claims are kept by token (a
+  bounded LRU, emptied when the secret changes), while `exp` is still compared with the clock on
+  every call. Decoding a JWT is most of what a cheap call costs otherwise.
 - Repeated failed logins are throttled per username and per client address (429 + Retry-After).
 """
 
@@ -15,7 +18,7 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +35,8 @@ __all__ = ["Identity", "Authenticator", "LoginThrottle", "find_token", "resolve_
 
 ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ("exp", "iat", "id")
+VERIFIED_TOKENS = 4096
+"""How many verified tokens `Authenticator.verify` remembers (least recently used go first)."""
 log = logging.getLogger(__name__)
 
 
@@ -85,42 +90,35 @@ class LoginThrottle:
     An attempt is reserved (`begin`) before its password is checked and settled (`end`) after, so
     attempts in flight count against the limit: 200 concurrent guesses get at most `max_per_user`
     password checks, not however many threads happen to pass the check before the first failure lands.
+    An attempt that finds the limit full only because of attempts in flight waits for them to settle
+    instead of being refused: a class logging in as one demo user at once is not a guessing attack.
     """
 
-    def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock) -> None:
+    def __init__(self, max_per_user: int, max_per_address: int, window: int, clock: Clock, *, wait: float = 30.0) -> None:
         self.max_per_user = max_per_user
         self.max_per_address = max_per_address
         self.window = window
+        self.wait = wait  # the longest an attempt waits for attempts in flight before a 429
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._pending: dict[str, int] = {}  # attempts reserved and not yet settled, per key
         self._sweep_at = 10000
         self._lock = threading.Lock()
-        self._settled = threading.Condition(self._lock)  # an attempt in flight settled
+        self._settled = threading.Condition(self._lock)
 
     def check(self, *keys: str) -> None:
         """Raise TooManyRequests when any key is locked out."""
-        now = self._clock.now().timestamp()
         with self._lock:
-            self._check(keys, now)
+            self._check(keys, self._clock.now().timestamp())
 
-    def begin(self, *keys: str, wait: float = 10.0) -> None:
-        """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then).
-
-        When only attempts in flight fill a key's allowance, wait (up to `wait` seconds) for them to
-        settle: a success clears the way (eight tabs logging in as one user at once all get in),
-        failures count and lock the key.
-        """
-        deadline = time.monotonic() + wait
+    def begin(self, *keys: str) -> None:
+        """Reserve one attempt for every key, or raise TooManyRequests (nothing reserved then)."""
+        deadline = time.monotonic() + self.wait
         with self._settled:
-            while True:
-                now = self._clock.now().timestamp()
-                if not self._check(keys, now, pending_only_blocks=True):
-                    break
+            while self._check(keys, self._clock.now().timestamp()):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._check(keys, now)  # raises: still full of attempts in flight
-                    break
+                    raise TooManyRequests("too many logins in flight for this username or address; try again in 1 s", retry_after=1)
                 self._settled.wait(left)
             for key in keys:
                 self._pending[key] = self._pending.get(key, 0) + 1
@@ -128,47 +126,44 @@ class LoginThrottle:
     def end(self, *keys: str, ok: bool) -> None:
         """Settle an attempt reserved by `begin`: a failure is counted, a success clears the username's count."""
         now = self._clock.now().timestamp()
-        with self._settled:  # counted and unreserved at once, so a waiter never sees neither
-            if ok:
-                self._failures.pop(keys[0], None)
-            else:
-                self._record_failures(keys, now)
+        with self._settled:
             for key in keys:
                 left = self._pending.get(key, 0) - 1
                 if left > 0:
                     self._pending[key] = left
                 else:
                     self._pending.pop(key, None)
+            if ok:
+                self._failures.pop(keys[0], None)
+            else:
+                self._count_failure(keys, now)
             self._settled.notify_all()
-
-    def _check(self, keys: tuple[str, ...], now: float, *, pending_only_blocks: bool = False) -> bool:
-        """Raise TooManyRequests for a locked key; True (with `pending_only_blocks`) when attempts in flight fill one."""
-        busy = False
-        for key in keys:
-            times = self._failures.get(key)
-            counted = self._forget_old(times, now) if times is not None else 0
-            pending = self._pending.get(key, 0)
-            limit = self.max_per_user if key.startswith("user:") else self.max_per_address
-            if pending_only_blocks and counted < limit <= counted + pending:
-                busy = True
-                continue
-            if counted + pending >= limit:
-                # Full only because of attempts in flight: they settle within a password check.
-                retry_after = max(1, int(times[0] + self.window - now + 0.999)) if times and counted >= limit else 1
-                what = "this username" if key.startswith("user:") else "this address"
-                raise TooManyRequests(
-                    f"too many failed logins for {what}; try again in {retry_after} s",
-                    retry_after=retry_after,
-                )
-        return busy
 
     def failed(self, *keys: str) -> None:
         """Count one failed login for every key."""
         now = self._clock.now().timestamp()
         with self._lock:
-            self._record_failures(keys, now)
+            self._count_failure(keys, now)
 
-    def _record_failures(self, keys: tuple[str, ...], now: float) -> None:
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _check(self, keys: tuple[str, ...], now: float) -> bool:
+        """Raise TooManyRequests when a key's counted failures reach its limit; True when it is full only with attempts in flight."""
+        busy = False
+        for key in keys:
+            times = self._failures.get(key)
+            counted = self._forget_old(times, now) if times is not None else 0
+            limit = self.max_per_user if key.startswith("user:") else self.max_per_address
+            if times and counted >= limit:
+                retry_after = max(1, int(times[0] + self.window - now + 0.999))
+                what = "this username" if key.startswith("user:") else "this address"
+                raise TooManyRequests(f"too many failed logins for {what}; try again in {retry_after} s", retry_after=retry_after)
+            busy = busy or counted + self._pending.get(key, 0) >= limit
+        return busy
+
+    def _count_failure(self, keys: tuple[str, ...], now: float) -> None:
         for key in keys:
             times = self._failures.setdefault(key, deque())
             self._forget_old(times, now)
@@ -179,10 +174,6 @@ class LoginThrottle:
             for stale in [k for k, v in self._failures.items() if self._forget_old(v, now) == 0]:
                 del self._failures[stale]
             self._sweep_at = max(10000, 2 * len(self._failures))
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
 
     def _forget_old(self, times: deque[float], now: float) -> int:
         while times and times[0] <= now - self.window:
@@ -195,13 +186,28 @@ class Authenticator:
 
     def __init__(self, auth: AuthSettings, secret: str, clock: Clock) -> None:
         self.settings = auth
-        self._secret = secret
         self._clock = clock
+        # token -> its verified claims; only tokens whose signature and claims passed `_decode`.
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self.secret = secret
         self.throttle = LoginThrottle(auth.login_max_failures, auth.login_max_failures_per_address, auth.login_lockout, clock)
         # scrypt takes 16 MiB per check: a burst of logins must not take the server's memory with it.
         self._hashing = threading.BoundedSemaphore(auth.max_concurrent_hashes)
         # Unknown usernames are checked against a hash as costly as a configured one (see decoy_hash).
         self._decoy = decoy_hash(next(iter(auth.users.values()))) if auth.users else None
+
+    @property
+    def secret(self) -> str:
+        """The HS256 key tokens are signed and checked with."""
+        return self._secret
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        # A token verified under the old key proves nothing under the new one.
+        with self._verified_lock:
+            self._secret = value
+            self._verified.clear()
 
     def __repr__(self) -> str:
         return f"Authenticator(users={len(self.settings.users)}, demo_login={self.settings.demo_login})"
@@ -251,7 +257,7 @@ class Authenticator:
 
     def verify(self, token: str) -> Identity:
         """The identity of a valid, unexpired token; 401 saying what is wrong otherwise."""
-        claims = self._decode(token)
+        claims = self._verified_claims(token)
         exp = claims["exp"]
         if self._clock.timestamp() >= exp:
             raise Unauthorized(f"token expired at {format_time(_from_ts(exp))}; log in again or refresh it")
@@ -294,7 +300,23 @@ class Authenticator:
         token, exp = self.issue(user_id, orig_iat=orig_iat, configured=configured)
         return {"code": 200, "expire": exp.astimezone(timezone.utc).isoformat(), "token": token}
 
-    def _decode(self, token: str) -> Claims:
+    def _verified_claims(self, token: str) -> Claims:
+        """`_decode(token)`, from the cache when this token passed it before under the current secret."""
+        with self._verified_lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+                return claims
+            secret = self._secret
+        claims = self._decode(token, secret)  # outside the lock: a miss costs ~0.1 ms
+        with self._verified_lock:
+            if self._secret == secret:  # not verified under a key replaced meanwhile
+                self._verified[token] = claims
+                if len(self._verified) > VERIFIED_TOKENS:
+                    self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str, secret: str | None = None) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -306,11 +328,14 @@ class Authenticator:
             # Expiry is checked against our clock by the caller, so refresh can read expired tokens.
             claims = jwt.decode(
                 token,
-                self._secret,
+                self._secret if secret is None else secret,
                 algorithms=[ALGORITHM],
                 options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
         except jwt.MissingRequiredClaimError as exc:
+            if "live_id" in jwt.decode(token, options={"verify_signature": False}):
+                # SPEC 12: what getLiveJumpUrl hands out is traded through verifyAuthToken, never used as a login.
+                raise Unauthorized("this is a hand-off token, not a login token: trade it for one with verifyAuthToken") from None
             raise Unauthorized(f"token lacks the required {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("token signature does not match: it was signed with another secret or altered") from None

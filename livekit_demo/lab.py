@@ -2,10 +2,13 @@
 
 The notebooks are copied into a folder of the learner's (default ``./livekit_demo_notebooks``)
 so their edits never touch the installed package; a notebook already there is left as it is.
+JupyterLab starts with the news pop-up off (it would cover the control panel), works as root (a
+container's usual user), and gets every argument `lab` does not know itself.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from .exceptions import LivekitDemoError
 
-__all__ = ["bundled_notebooks", "copy_notebooks", "run_lab", "DEFAULT_FOLDER"]
+__all__ = ["bundled_notebooks", "copy_notebooks", "run_lab", "lab_command", "lab_environment", "install_hint", "DEFAULT_FOLDER", "CONFIG_DIR"]
 
 DEFAULT_FOLDER = "livekit_demo_notebooks"
 
@@ -46,8 +49,36 @@ def run_lab(folder: Path, extra_args: Sequence[str] = ()) -> int:
     try:
         import jupyterlab  # noqa: F401  (only to tell a missing extra apart from a failing lab)
     except ImportError:
-        raise LivekitDemoError('JupyterLab is not installed: pip install "livekit_demo[lab]"') from None
+        raise LivekitDemoError(f"JupyterLab is not installed: {install_hint()}") from None
     notebooks = copy_notebooks(folder)
     print(f"{len(notebooks)} notebooks in {folder.resolve()}; start with {notebooks[0].name}")
-    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder.resolve()}", *extra_args]
-    return subprocess.call(command)
+    return subprocess.call(lab_command(folder, extra_args), env=lab_environment())
+
+
+def lab_command(folder: Path, extra_args: Sequence[str] = ()) -> list[str]:
+    """The JupyterLab command line `run_lab` runs: our options first, so the learner's `extra_args` win."""
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder.resolve()}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # JupyterLab refuses root otherwise; containers and cloud VMs run as root
+    return [*command, *extra_args]
+
+
+def lab_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (default os.environ) with our JupyterLab defaults on its config path (news pop-up off)."""
+    env = dict(os.environ if base is None else base)
+    # JupyterLab reads labconfig/default_setting_overrides.json from every folder of this path:
+    # defaults, so a learner's own settings still win.
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (str(CONFIG_DIR), env.get("JUPYTER_CONFIG_PATH", "")) if p)
+    return env
+
+
+def install_hint() -> str:
+    """How to install the `lab` extra: editable from a checkout, from the package index otherwise."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return f'pip install -e ".[lab]" (in {checkout})'
+    return 'pip install "livekit_demo[lab]"'
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"
+"""Jupyter config defaults that `run_lab` adds: ``labconfig/default_setting_overrides.json``."""

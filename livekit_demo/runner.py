@@ -31,25 +31,30 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
-from .serving import bind_socket, import_uvicorn
+from .exceptions import SettingsError
+from .serving import DEMO_RULE_WARNING, base_urls, bind_socket, import_uvicorn, is_loopback
 from .settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
 
     from .app_server import AppServer
+    from .live_edge import LiveEdge
+    from .rooms import StreamEvent
 
-__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "threads_available"]
+__all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "was_stopped", "threads_available"]
 
 log = logging.getLogger("livekit_demo.server")
 
 LOOPBACK = "127.0.0.1"
+_WILDCARDS = ("0.0.0.0", "::", "")
 START_TIMEOUT = 10.0
 """Seconds `start_server` waits for the first answer before giving up."""
 _POLL = 0.005  # seconds between readiness checks: short, since a start takes some 50 ms
 
 _registry_lock = threading.Lock()
 _running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
+_stopped_urls: set[str] = set()  # where a server of ours served and no longer does: for clear client errors
 
 
 def threads_available() -> bool:
@@ -97,7 +102,8 @@ class ServerHandle:
     """A running (or stopped) AppServer in a daemon thread of this process.
 
     Made by `start_server`. `url` is the base URL to give a client; `app_server` is the
-    `AppServer` itself (its settings, store, clock) for teaching and tests.
+    `AppServer` itself (its settings, store, clock) for teaching and tests; `edge` the running
+    local media edge (`LiveEdge`) when started with ``edge=True``, else None.
     """
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, timeout: float = START_TIMEOUT) -> None:
@@ -107,14 +113,23 @@ class ServerHandle:
         self.host = settings.server.host
         self.port = settings.server.port
         self.app_server: AppServer | None = None
+        self.edge: LiveEdge | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:53127`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """The base URL for this machine's clients, e.g. ``http://127.0.0.1:53127`` (no trailing slash)."""
+        host = LOOPBACK if self.host in _WILDCARDS else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def lan_urls(self) -> list[str]:
+        """The base URLs phones on the network enter (LAN mode, ``host="0.0.0.0"``); empty on loopback."""
+        if is_loopback(self.host):
+            return []
+        return base_urls(self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -140,10 +155,22 @@ class ServerHandle:
             app_server.close()
             raise
         self.port = sock.getsockname()[1]
+        with _registry_lock:
+            _stopped_urls.discard(self.url)
         self.settings = self.settings.replace(server={"host": self.host, "port": self.port})
         self.app_server = app_server
+        self.edge = None
+        if self.settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            try:
+                self.edge = LiveEdge(app_server, bind_host=self.host, http_port=self.port)
+            except BaseException:
+                sock.close()
+                app_server.close()
+                raise
         config = uvicorn.Config(
-            create_app(app_server),
+            create_app(app_server, edge=self.edge),
             log_config=None,  # never touch the notebook's logging
             access_log=False,
             log_level=self.settings.server.log_level,
@@ -226,10 +253,17 @@ class ServerHandle:
         self._thread = None
 
     def _unregister(self) -> None:
-        """Leave the list of `running_servers()` (the first step of every stop)."""
+        """Leave the list of `running_servers()` (the first step of every stop); clients then hear "was stopped"."""
         with _registry_lock:
             if self in _running:
                 _running.remove(self)
+            _stopped_urls.add(self.url)
+
+    def reset(self) -> int:
+        """Clear every room (a new class, the same server): logged-in users stay logged in. How many rooms went."""
+        if self.app_server is None or not self.running:
+            raise RuntimeError(f"the server at {self.url} is not running; run start_server() again")
+        return self.app_server.reset()
 
     def restart(self) -> ServerHandle:
         """Stop and start again on the same port, like restarting the server process.
@@ -249,6 +283,18 @@ class ServerHandle:
         self.stop()
 
     @property
+    def events(self) -> list[StreamEvent]:
+        """The last push-callback events the server accepted (at most 100), oldest first."""
+        return self.app_server.rooms.events if self.app_server is not None else []
+
+    @property
+    def rtmp_url(self) -> str | None:
+        """Where OBS or ffmpeg push (``rtmp://127.0.0.1:PORT/live``; add ``/<room id>?auth_key=...``), or None without an edge."""
+        if self.edge is None or not self.running:
+            return None
+        return f"rtmp://{self.host}:{self.edge.rtmp_port}/{self.edge.app_name}"
+
+    @property
     def storage(self) -> str:
         """The storage type, with the file for TinyDB (database URLs are not shown: they may hold a password)."""
         kind = self.settings.storage.type
@@ -256,7 +302,8 @@ class ServerHandle:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<ServerHandle {self.url} storage={self.settings.storage.type} {state}>"
+        edge = f" edge={self.rtmp_url}" if self.rtmp_url else ""
+        return f"<ServerHandle {self.url} storage={self.settings.storage.type}{edge} {state}>"
 
     def _repr_html_(self) -> str:
         state = "running" if self.running else "stopped"
@@ -265,12 +312,22 @@ class ServerHandle:
         # An in-process URL is no link: only this process's clients can reach it, not a browser.
         linkable = self.running and self.url.startswith("http")
         link = f"<a href='{url}/' target='_blank'>{url}</a>" if linkable else f"<code>{url}</code>"
+        lan = ""
+        if self.lan_urls and self.running:
+            from .qr import qr_code
+
+            shown = "<br>".join(f"<code>{html.escape(u)}</code>" for u in self.lan_urls)
+            lan = (
+                f"<tr><th style='text-align:left'>LAN</th><td style='text-align:left'>{shown}<br>"
+                f"{qr_code(self.lan_urls[0]).svg()}<br><small>{html.escape(DEMO_RULE_WARNING)}</small></td></tr>"
+            )
         return (
             "<table><caption style='text-align:left'><b>livekit_demo AppServer</b></caption>"
-            f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>"
+            f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>{lan}"
             f"<tr><th style='text-align:left'>storage</th><td style='text-align:left'>{html.escape(self.storage)}</td></tr>"
             f"<tr><th style='text-align:left'>status</th><td style='text-align:left;color:{color}'>{state}</td></tr>"
-            "</table>"
+            + (f"<tr><th style='text-align:left'>RTMP ingest</th><td style='text-align:left'><code>{html.escape(self.rtmp_url)}</code></td></tr>" if self.rtmp_url else "")
+            + "</table>"
         )
 
 
@@ -295,7 +352,9 @@ def start_server(
     clock: Clock | None = None,
     timeout: float = START_TIMEOUT,
     env: Any = None,
+    edge: bool | dict[str, Any] | None = None,
     inprocess: bool | None = None,
+    host: str = LOOPBACK,
     **settings: Any,
 ) -> ServerHandle:
     """Start the AppServer in a daemon thread on 127.0.0.1 and return once it answers.
@@ -309,7 +368,12 @@ def start_server(
     ``os.environ``). The default storage is what settings say: TinyDB ``livekit_demo.json`` in the
     current directory. `port` 0 takes any free port. Earlier servers of this process are stopped
     first unless `keep` is true (see the module docstring). `clock` replaces the system clock
-    (tests: a `FixedClock`).
+    (tests: a `FixedClock`). `edge=True` also runs the local media edge (SPEC 13) on the server's
+    loop, its RTMP listener on any free port (see `ServerHandle.rtmp_url`); ``edge={...}`` gives
+    `edge` settings (``{"rtmp_port": 1935}`` for OBS's default port).
+    `host` ``"0.0.0.0"`` is LAN mode for a class: phones on the network
+    reach the server at `ServerHandle.lan_urls` (printed with the demo-rule warning, and shown with
+    a QR code by the handle and the control panel).
 
         >>> server = start_server(storage="memory")          # doctest: +SKIP
         >>> server                                           # doctest: +SKIP
@@ -321,20 +385,31 @@ def start_server(
     when the port is taken, `TimeoutError` when the server does not answer within `timeout` seconds,
     and the server's own error when it dies while starting.
     """
+    if isinstance(edge, bool):
+        # Like the HTTP port, a notebook's RTMP port is any free one: a second kernel must not collide.
+        settings["edge"] = {"enabled": True, "rtmp_port": 0} if edge else {"enabled": False}
+    elif edge is not None:
+        settings["edge"] = {"enabled": True, **edge}
     built = Settings.build(config_file, env=env, **settings)
-    # The notebook server is for this machine only; settings' host and port are the `serve` command's.
-    built = built.replace(server={"host": LOOPBACK, "port": port})
+    # Loopback unless asked (LAN mode); settings' host and port are the `serve` command's.
+    built = built.replace(server={"host": host, "port": port})
     if not keep:
         stop_all()
     if inprocess is None:
         inprocess = not threads_available()
     handle: ServerHandle
+    if inprocess and built.edge.enabled:
+        raise SettingsError("edge.enabled", "the local media edge needs sockets and threads, which an in-process server has not")
     if inprocess:
         from .inprocess import InProcessServer
 
         handle = InProcessServer(built, clock=clock).start()
     else:
         handle = ServerHandle(built, clock=clock, timeout=timeout).start()
+        for url in handle.lan_urls:
+            print(f"LAN: phones on this network enter {url}")
+        if handle.lan_urls and built.auth.demo_login:
+            print(f"warning: {DEMO_RULE_WARNING}")
     with _registry_lock:
         _running.append(handle)
     return handle
@@ -361,3 +436,9 @@ def running_servers() -> list[ServerHandle]:
     """The servers `start_server` started that are still tracked, oldest first."""
     with _registry_lock:
         return list(_running)
+
+
+def was_stopped(url: str) -> bool:
+    """Whether a server that `start_server` started served at `url` and has been stopped since."""
+    with _registry_lock:
+        return url.rstrip("/") in _stopped_urls

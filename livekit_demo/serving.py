@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,7 @@ __all__ = [
     "app_factory",
     "check_workers",
     "connection_limit",
+    "configure_request_log",
 ]
 
 _SETTINGS_ENV = "LIVEKIT_DEMO__WORKER_SETTINGS"  # settings handed to worker processes
@@ -78,8 +80,18 @@ def base_urls(host: str, port: int) -> list[str]:
     return [f"http://{shown}:{port}"]
 
 
+DEMO_RULE_WARNING = (
+    "the demo login rule is on: anyone who can reach this port can log in as any unconfigured username "
+    "(set auth.demo_login to false and configure auth.users to stop that)"
+)
+
+
 def check_workers(settings: Settings) -> None:
-    """Several processes need a shared database: refuse them on a file or in memory."""
+    """Several processes need a shared database: refuse them on a file or in memory (or with the edge)."""
+    if settings.server.workers > 1 and settings.edge.enabled:
+        raise SettingsError(
+            "server.workers", "the local media edge runs in one process: use 1 worker with --edge (edge.enabled)"
+        )
     if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
         raise SettingsError(
             "server.workers",
@@ -134,6 +146,7 @@ def app_factory() -> Any:
     data = json.loads(os.environ[_SETTINGS_ENV])
     settings = Settings.build(env={}, **data)
     _guard_connections(settings)
+    configure_request_log(settings.server.log_level)
     from .connection_guard import guard_app
 
     return guard_app(create_app(AppServer(settings)))
@@ -159,6 +172,27 @@ def _guard_connections(settings: Settings) -> None:
     configure(read_timeout=settings.server.read_timeout, max_connections=connection_limit(settings.server.max_connections))
 
 
+def configure_request_log(level: str, stream: TextIO | None = None) -> logging.Handler:
+    """Show our records (one line per request at INFO) on `stream` (default stderr).
+
+    On by default: the request lines show at the default level ``warning`` and at ``info``;
+    ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
+    phone arrive. Idempotent: a second call replaces the handler the first one added.
+    """
+    package = logging.getLogger("livekit_demo")
+    for old in [h for h in package.handlers if getattr(h, _OURS, False)]:
+        package.removeHandler(old)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    setattr(handler, _OURS, True)
+    package.addHandler(handler)
+    package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
+    return handler
+
+
+_OURS = "_livekit_demo_request_log"
+
+
 def import_uvicorn() -> Any:
     """The uvicorn module, or a `LivekitDemoError` saying how to get it (a browser tab has none, and no sockets)."""
     try:
@@ -181,20 +215,26 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
     check_workers(settings)
     host, workers = settings.server.host, settings.server.workers
     if settings.auth.demo_login and not is_loopback(host):
-        print(
-            f"warning: listening on {host} with the demo login rule on: anyone who can reach this port can log in "
-            "as any unconfigured username (set auth.demo_login to false and configure auth.users to stop that)",
-            file=out,
-        )
+        print(f"warning: listening on {host}: {DEMO_RULE_WARNING}", file=out)
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
     from .connection_guard import guard_app
 
     _guard_connections(settings)
     config_args = uvicorn_options(settings)
+    configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
-        app = guard_app(create_app(AppServer(settings)))
+        server = AppServer(settings)
+        edge = None
+        if settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            def announce(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            edge = LiveEdge(server, bind_host=host, http_port=port, announce=announce)
+        app = guard_app(create_app(server, edge=edge))
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return
@@ -212,6 +252,13 @@ def _announce(settings: Settings, port: int, out: TextIO) -> None:
     storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
-    for url in base_urls(settings.server.host, port):
+    urls = base_urls(settings.server.host, port)
+    for url in urls:
         print(f"Enter this base URL in a client: {url}", file=out)
+    if not is_loopback(settings.server.host):
+        from .qr import qr_code
+
+        # A class: phones scan this into the client's settings instead of typing an address.
+        print(f"Scan it on a phone ({urls[0]}):", file=out)
+        print(qr_code(urls[0]).terminal(), end="", file=out)
     out.flush()

@@ -6,12 +6,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 
 import livekit_demo
-from livekit_demo.client import ApiError, AppServerClient, connect
+from livekit_demo.client import ApiError, AppServerClient, ServerUnavailable, connect
 from livekit_demo.clock import FixedClock
 from livekit_demo.models import LoginResult, MeetingInfo, RoomInfo
 from livekit_demo.runner import ServerHandle, start_server
@@ -95,6 +96,37 @@ def test_meeting_calls(ann: AppServerClient) -> None:
     assert all(m["rtc_pull_url"].startswith("artc://") for m in answer["members"])
     assert ann.get_meeting_info(room["id"]) == answer
     assert ann.update_meeting_info(room["id"], []) == {"members": []}
+
+
+def test_audience_calls(ann: AppServerClient, bob: AppServerClient) -> None:
+    room = ann.create("likes")
+    chat = room["chat_id"]
+    assert bob.send_like_message(chat, 3) == {"code": 200, "count": 3}
+    assert ann.send_like_message(chat) == {"code": 200, "count": 4}
+    assert bob.get_statistics(chat) == {"pv": 0, "uv": 0, "like_count": 4, "online_count": 0}
+    assert ann.mute_chatroom(chat) == {"code": 200, "mute": True}
+    assert bob.is_mute_chatroom(chat) == {"code": 200, "mute": True}
+    assert bob.get(room["id"])["user_status"] == {"mute": True, "mute_source": ["group"]}
+    with pytest.raises(ApiError) as refused:
+        bob.cancel_mute_chatroom(chat)
+    assert refused.value.status == 403
+    assert ann.cancel_mute_chatroom(chat) == {"code": 200, "mute": False}
+
+
+def test_hand_off_calls(ann: AppServerClient, server: ServerHandle) -> None:
+    room = ann.create("hand-off")
+    rtc = ann.get_rtc_auth_token("channel_1")
+    assert set(rtc) == {"auth_token", "timestamp"} and len(rtc["auth_token"]) == 64
+    url = ann.get_live_jump_url(room["id"], user_name="Ann", version="2")["live_jump_url"]
+    query = dict(parse_qsl(url.split("?", 1)[1]))
+    assert query["app_server"] == server.url and query["version"] == "2"
+    with connect(server.url, login=False) as pusher:  # the PC pusher app has no login of its own
+        trade = {"user_id": "ann", "live_id": room["id"], "app_server": query["app_server"]}
+        login = pusher.verify_auth_token(query["token"], **trade)["login_token"]
+        assert pusher.raw("/api/v1/live/get", {"id": room["id"], "user_id": "ann"}, headers={"Authorization": f"Bearer {login}"}).status_code == 200
+        with pytest.raises(ApiError) as again:
+            pusher.verify_auth_token(query["token"], **trade)
+        assert again.value.status == 401 and "traded already" in again.value.message
 
 
 def test_im_tokens(ann: AppServerClient) -> None:
@@ -229,3 +261,58 @@ def test_calls_work_inside_a_running_event_loop(server: ServerHandle) -> None:
 def test_package_exports_connect_and_errors() -> None:
     assert livekit_demo.connect is connect and livekit_demo.ApiError is ApiError
     assert livekit_demo.AppServerClient is AppServerClient
+
+
+def test_heartbeat_counts_the_caller_online_and_names_it(ann: AppServerClient, bob: AppServerClient) -> None:
+    room = ann.create("Presence")["id"]
+    assert bob.heartbeat(room) == {"code": 200, "online_count": 1}
+    assert ann.heartbeat(room)["online_count"] == 2
+    with pytest.raises(ApiError) as refused:
+        bob.heartbeat(room, user_id="ann")
+    assert refused.value.status == 403
+    sent = ann.raw("/api/v2/live/heartbeat", {"id": room, "user_id": "ann"})
+    assert sent.json() == {"code": 200, "online_count": 2}
+
+
+def test_a_client_of_a_stopped_server_says_so_in_one_line() -> None:
+    first = start_server(storage="memory")
+    old = connect(first, username="ann")
+    second = start_server(storage="memory")  # stops `first`, as re-running a notebook's first cell does
+    try:
+        with pytest.raises(ServerUnavailable) as caught:
+            old.list()
+        assert str(caught.value) == (
+            f"the server at {first.url} was stopped (server.stop() or a later start_server()); run start_server() again"
+        )
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        with pytest.raises(ServerUnavailable, match="was stopped"):
+            old.login()
+        with pytest.raises(ServerUnavailable, match="was stopped"):
+            old.raw("/login", {"username": "ann", "password": "ann"})
+    finally:
+        second.stop()
+        old.close()
+
+
+def test_a_client_of_nothing_says_what_to_start() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with AppServerClient(f"http://127.0.0.1:{port}", "ann") as client, pytest.raises(ServerUnavailable) as caught:
+        client.login()
+    assert str(caught.value).startswith(f"no AppServer answers at http://127.0.0.1:{port} (ConnectError")
+    assert "start_server()" in str(caught.value)
+
+
+def test_ipython_shows_an_unreachable_server_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("from livekit_demo.client import AppServerClient\nAppServerClient('http://127.0.0.1:9', 'ann').login()")
+    finally:
+        InteractiveShell.clear_instance()
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1 and shown[0].startswith("ServerUnavailable: no AppServer answers at http://127.0.0.1:9"), shown

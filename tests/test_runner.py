@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import livekit_demo
 from livekit_demo import SettingsError
 from livekit_demo.runner import (
     ServerHandle,
@@ -173,8 +174,8 @@ def test_startup_failure_names_the_logged_error(monkeypatch: pytest.MonkeyPatch)
 
     real_create_app = api.create_app
 
-    def failing_startup_app(app_server: object) -> object:
-        app = real_create_app(app_server)  # type: ignore[arg-type]
+    def failing_startup_app(app_server: object, **options: object) -> object:
+        app = real_create_app(app_server, **options)  # type: ignore[arg-type]
 
         async def refuse(scope: dict, receive: object, send: object) -> None:
             if scope["type"] == "lifespan":
@@ -240,3 +241,39 @@ def test_listening_socket_is_tcp_so_replies_are_not_delayed() -> None:
         assert server._uvicorn is not None
         listening = server._uvicorn.servers[0].sockets[0]
         assert listening.proto == socket.IPPROTO_TCP
+
+
+def test_reset_clears_rooms_and_keeps_users_logged_in() -> None:
+    with start_server(storage="memory", keep=True) as server:
+        ann = livekit_demo.connect(server, username="ann")
+        for title in ("one", "two"):
+            ann.create(title=title)
+        token = ann.jwt
+        assert server.reset() == 2
+        assert ann.list() == [] and ann.jwt == token  # no new login was needed
+        assert ann.create(title="after")["title"] == "after"
+        ann.close()
+    with pytest.raises(RuntimeError, match="is not running; run start_server"):
+        server.reset()
+
+
+def test_lan_mode_shows_the_lan_url_a_qr_code_and_the_demo_rule(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from livekit_demo import serving
+    from livekit_demo.widgets import ControlPanel
+
+    monkeypatch.setattr(serving, "local_addresses", lambda: ["192.0.2.7"])
+    with start_server(storage="memory", host="0.0.0.0", keep=True) as server:
+        assert server.url == f"http://127.0.0.1:{server.port}"  # this machine's clients use loopback
+        assert server.lan_urls == [f"http://192.0.2.7:{server.port}"]  # no trailing slash
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == f"LAN: phones on this network enter http://192.0.2.7:{server.port}"
+        assert printed[1].startswith("warning: the demo login rule is on")
+        shown = server._repr_html_()
+        assert f"http://192.0.2.7:{server.port}" in shown and "<svg" in shown and "demo login rule" in shown
+        with livekit_demo.connect(server, username="ann") as ann:
+            assert ann.list() == []
+        panel = ControlPanel(server=server)
+        assert f"LAN <code>http://192.0.2.7:{server.port}</code>" in panel.header.value
+        panel.close()
+    with start_server(storage="memory", keep=True) as local:
+        assert local.lan_urls == [] and "LAN" not in local._repr_html_()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -30,6 +33,24 @@ def test_the_readme_walkthrough_against_a_real_process(tmp_path: Path) -> None:
         assert http.post("/api/v1/live/delete", json={"id": room["id"], "user_id": "ann"}, headers=auth).status_code == 200
         r = http.post("/api/v1/live/get", json={"id": room["id"], "user_id": "ann"}, headers=auth)
         assert r.status_code == 404 and r.json()["code"] == 404
+
+
+def test_serve_logs_one_line_per_request_without_tokens(tmp_path: Path) -> None:
+    with serve_process(tmp_path, "--storage", "memory") as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        auth = login_headers(http, "ann")
+        token = auth["Authorization"].split()[1]
+        room = http.post(f"/api/v1/live/create?token={token}", json={"title": "demo", "anchor": "ann"}).json()
+        http.post("/api/v1/live/get", json={"id": room["id"], "user_id": "ann"}, headers={"Authorization": "Bearer nonsense"})
+        deadline = time.monotonic() + 10
+        while server.stderr().count(" ms user=") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = server.stderr()
+    lines = [line for line in log.splitlines() if "livekit_demo.requests" in line]
+    assert len(lines) == 3, log
+    assert re.search(r" INFO livekit_demo\.requests: POST /login 200 [0-9.]+ ms user=ann$", lines[0]), lines
+    assert re.search(r": POST /api/v1/live/create 200 [0-9.]+ ms user=ann$", lines[1]), lines
+    assert re.search(r": POST /api/v1/live/get 401 [0-9.]+ ms user=-$", lines[2]), lines
+    assert token not in log and "nonsense" not in log
 
 
 def test_tinydb_rooms_and_tokens_survive_a_restart(tmp_path: Path) -> None:
@@ -113,6 +134,7 @@ def test_local_addresses_are_never_loopback() -> None:
 def test_hash_password_reads_without_echo_twice(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import getpass
 
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     answers = iter(["s3cret", "s3cret", "one", "other"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))  # getpass reads without echo
     assert main(["hash-password"]) == 0
@@ -120,3 +142,40 @@ def test_hash_password_reads_without_echo_twice(monkeypatch: pytest.MonkeyPatch,
     assert verify_password("s3cret", printed) and "s3cret" not in printed
     assert main(["hash-password"]) == 2
     assert "differ" in capsys.readouterr().err
+
+
+def test_hash_password_at_end_of_input_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import getpass
+
+    def ctrl_d(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(getpass, "getpass", ctrl_d)
+    assert main(["hash-password"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no password given") and "--stdin" in err and "\n" not in err
+
+
+def test_hash_password_piped_without_stdin_flag_says_to_add_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "livekit_demo", "hash-password"], input="s3cret\n", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: the password comes from a pipe: add --stdin (echo PASSWORD | livekit-demo hash-password --stdin)"
+    ]
+
+
+def test_serve_on_the_lan_shows_a_qr_code_of_the_first_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, port = _serve_output(monkeypatch, host="0.0.0.0")
+    lines = printed.splitlines()
+    assert lines[0].startswith("warning: listening on 0.0.0.0: the demo login rule is on")
+    assert f"Enter this base URL in a client: http://192.0.2.7:{port}" in lines
+    at = lines.index(f"Scan it on a phone (http://192.0.2.7:{port}):")
+    assert len(lines) - at > 10 and set("".join(lines[at + 1 :])) <= set("█▀▄ ")
+
+
+def test_serve_on_loopback_shows_no_qr_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed, _ = _serve_output(monkeypatch, host="127.0.0.1")
+    assert "Scan it" not in printed and "█" not in printed

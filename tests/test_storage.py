@@ -76,6 +76,30 @@ def test_delete_answers_the_room_as_it_was_then_it_is_gone(store: RoomStore) -> 
     assert store.count() == 1
 
 
+def test_clear_removes_every_room_and_its_stats_and_keeps_the_secret(store: RoomStore) -> None:
+    secret = store.load_secret(lambda: "s" * 40)
+    for n in (1, 2, 3):
+        store.insert(room(n))
+    store.add_likes(room(1).id, 5)
+    assert store.clear() == 3
+    assert store.count() == 0 and store.list() == [] and store.get(room(2).id) is None
+    assert store.stats([room(1).id]) == {}
+    assert store.load_secret(lambda: "other" * 10) == secret
+    assert store.clear() == 0
+    store.insert(room(2))  # the store is still usable
+    assert ids(store.list()) == [2]
+
+
+def test_clear_is_durable(path: Path) -> None:
+    with TinyDBStore(path) as store:
+        store.insert(room(1))
+        store.insert(room(2))
+        store.clear()
+        store.insert(room(3))
+    with TinyDBStore(path) as store:
+        assert ids(store.list()) == [3]
+
+
 def test_records_handed_in_and_out_are_copies(store: RoomStore) -> None:
     original = room(1)
     store.insert(original)

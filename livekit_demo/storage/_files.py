@@ -94,11 +94,22 @@ def load_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     return stored
 
 
+# A file system without hard links says so with one of these (Emscripten's, some network and FAT mounts).
+_NO_LINKS = {errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
+
+
 def _link_into_place(tmp: Path, path: Path) -> None:
     """Give the written file `tmp` the name `path`, failing with FileExistsError if the name is taken."""
-    if hasattr(os, "link"):
-        os.link(tmp, path)
-        return
+    link = getattr(os, "link", None)
+    if link is not None:
+        try:
+            link(tmp, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
     # No hard links (Pyodide in a browser: one tab, one writer): create the name exclusively and copy
     # into it. Two writers would still agree on one secret (O_EXCL); only a reader racing the copy could
     # see a part of it, and there is no second process to be that reader.

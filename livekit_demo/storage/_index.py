@@ -195,6 +195,18 @@ class IndexedStore:
             # Out of the index, nobody else holds this object: no copy needed.
             return self._index.pop(room_id)
 
+    def clear(self) -> int:
+        with self._lock:
+            self._check_open()
+            # One durable delete per room (a journal line each for TinyDB): a class's worth of
+            # rooms, and a crash half-way leaves a consistent store with fewer rooms.
+            doomed = [record.id for record in self._index]
+            for room_id in doomed:
+                self._persist_delete(room_id)
+                self._stats.pop(room_id, None)
+                self._index.pop(room_id)
+            return len(doomed)
+
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
         if offset < 0 or limit < 0:
             raise ValueError(f"offset and limit must not be negative (got {offset}, {limit})")

@@ -17,6 +17,7 @@ Engines hold `RoomRecord`s and nothing else: no users, no permissions, no URLs. 
 - `use_token(token_id, expires_at, now)` marks a one-time token (a hand-off token's `jti`, SPEC 12)
   as used, where every process sharing the data sees it: True the first time, False ever after.
   Entries past their expiry may be forgotten (the token they name is refused by its `exp` anyway).
+- `clear()` deletes every room (a class's "reset"), as durably as `delete`; users and the secret stay.
 - `load_secret(make)` keeps one per-deployment secret (the JWT key) with the data, so every process
   sharing the data shares it: it returns the stored secret, or stores `make()` and returns that.
 - Every acknowledged write is durable as the engine promises (memory: for the process's life).
@@ -92,6 +93,9 @@ class RoomStore(Protocol):
 
     def use_token(self, token_id: str, expires_at: int, now: int) -> bool:
         """Mark a one-time token used: True the first time, False when it was used already."""
+
+    def clear(self) -> int:
+        """Delete every room with its stats, durably; keep the secret (tokens stay valid). How many rooms went."""
 
     def load_secret(self, make: Callable[[], str]) -> str:
         """The deployment's secret, created with `make()` on first use."""

@@ -165,6 +165,13 @@ class SqlStore:
                 conn.execute(sa.delete(self._stats).where(self._stats.c.room_id == room_id))
         return current
 
+    def clear(self) -> int:
+        """Delete every room and its stats in one transaction; the secret and used-token rows stay."""
+        with self._transaction(write=True) as conn:
+            deleted = conn.execute(sa.delete(self._rooms)).rowcount
+            conn.execute(sa.delete(self._stats))
+        return int(deleted or 0)
+
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
         """Rooms newest first (created_at desc, id desc), only `status` when given; ordered and paged in SQL."""
         if offset < 0 or limit < 0:

@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from traitlets import Any as AnyTrait
 from traitlets import HasTraits, Int
 
-from ..client import ApiError, AppServerClient
+from ..client import ApiError, AppServerClient, ServerUnavailable
 
 __all__ = ["Session", "Section", "on_click"]
 
@@ -84,7 +84,10 @@ class Section(widgets.VBox):
             self.session.answer = exc.to_json()
             self.fail(f"{label}: {exc.status} {exc.message}")
             return None
-        except httpx.HTTPError as exc:  # the server is gone, unreachable, or the URL is not one
+        except ServerUnavailable as exc:  # one line already: stopped, or nothing ever answered there
+            self.fail(f"{label}: {exc}")
+            return None
+        except httpx.HTTPError as exc:  # the URL is not one
             self.fail(f"{label}: no answer ({type(exc).__name__}: {exc})")
             return None
         except LookupError as exc:  # no URL given and no server started in this kernel

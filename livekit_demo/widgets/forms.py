@@ -12,7 +12,8 @@ from ._base import Section, Session, on_click
 
 __all__ = ["LoginForm", "KeyValueEditor", "CreateRoomForm", "UpdateRoomForm", "MODES", "TEXT_FIELDS"]
 
-MODES = [("0 · normal live", 0), ("1 · co-streaming (连麦)", 1)]
+# English labels: a browser without CJK fonts would draw 连麦 as boxes. The Chinese term is in the tooltip.
+MODES = [("0 · normal live", 0), ("1 · co-streaming", 1)]
 TEXT_FIELDS = ("title", "notice", "anchor_nick", "cover_url")
 """The free-text fields of create and update, in the order the forms show them."""
 
@@ -27,8 +28,12 @@ class LoginForm(Section):
         self.api_version = widgets.Dropdown(options=[("v1", 1), ("v2", 2)], value=1, description="API")
         self.button = widgets.Button(description="Log in", button_style="primary")
         on_click(self.button, self.log_in)
+        # Switching user is logging in again; logging out leaves the panel with no client at all.
+        self.logout_button = widgets.Button(description="Log out")
+        on_click(self.logout_button, self.log_out)
         self._owned: list[Any] = []  # clients this form opened, closed with it
-        super().__init__(session, [self.url, self.username, self.password, self.api_version, self.button])
+        buttons = widgets.HBox([self.button, self.logout_button])
+        super().__init__(session, [self.url, self.username, self.password, self.api_version, buttons])
 
     def log_in(self) -> None:
         def attempt(_: Any) -> Any:
@@ -46,6 +51,19 @@ class LoginForm(Section):
             return client.login_result
 
         self.call("login", attempt, requires_client=False)
+
+    def log_out(self) -> None:
+        """Forget the session's client (closing it if this form opened it) and the selected room."""
+        if self.session.client is None:
+            self.fail("log out: nobody is logged in")
+            return
+        name = self.session.client.username
+        self.session.select(None)
+        self.session.client = None
+        for client in self._owned:
+            client.close()
+        self._owned.clear()
+        self.succeed(f"logged out {name}; log in as anyone above")
 
     def close(self) -> None:
         for client in self._owned:
@@ -116,7 +134,7 @@ class CreateRoomForm(Section):
     def __init__(self, session: Session) -> None:
         self.fields = _text_fields()
         self.fields["title"].placeholder = "required"
-        self.mode = widgets.Dropdown(options=MODES, value=0, description="mode")
+        self.mode = widgets.Dropdown(options=MODES, value=0, description="mode", tooltip="1 · co-streaming: 连麦 in the product's docs")
         self.extends = KeyValueEditor()
         self.button = widgets.Button(description="Create", button_style="primary")
         on_click(self.button, self.create)

@@ -8,6 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..models import Mode
+from ..validation import rtc_id_problem
 from ._base import Section, Session, on_click
 
 __all__ = ["MeetingEditor", "MemberRow"]
@@ -101,10 +102,15 @@ class MeetingEditor(Section):
         self.rows_box.children = list(self.rows)
 
     def add_member(self, user_id: str, nick: str = "") -> MemberRow | None:
-        """A new row (not saved yet); the server judges the id when saving."""
+        """A new row (not saved yet), once its id passes the RTC rule here (the server checks again on save)."""
         user_id = user_id.strip()
         if not user_id:
             self.fail("add member: type a user id first")
+            return None
+        problem = rtc_id_problem(user_id)
+        if problem is not None:
+            # Said at once, in the server's words, instead of after "Save members" as a 400.
+            self.fail(f"add member: user id {user_id!r} {problem}")
             return None
         row = MemberRow({"user_id": user_id, "user_nick": nick})
         self._append(row)
