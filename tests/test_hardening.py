@@ -699,3 +699,68 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(tmp_path: Path) -> None
         time.sleep(0.5)
         log = server.stderr()
     assert "internal error" not in log and "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.postgresql
+def test_the_banner_hides_a_password_given_as_a_query_parameter(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(storage_setting("postgresql", tmp_path)).update_query_dict({"password": "Sekr1t-Qu3ry"})
+    command = [sys.executable, "-m", "livekit_demo", "serve", "--port", "0", "--storage", url.render_as_string(hide_password=False)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Enter this base URL" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    banner = "".join(seen)
+    assert "postgresql (" in banner and "password=***" in banner, banner
+    assert "Sekr1t-Qu3ry" not in banner
+
+
+def test_database_errors_for_a_full_disk_are_told_apart_from_outages() -> None:
+    from sqlalchemy import exc as sa_exc
+
+    from livekit_demo.exceptions import StorageFull, StorageUnavailable
+
+    store = SqlStore("sqlite://")
+    try:
+
+        class Orig(Exception):
+            sqlstate: str | None = None
+
+        full_pg, full_mysql, gone = Orig("could not extend file"), Orig(1114, "The table 'room_infos' is full"), Orig(2013, "Lost connection")
+        full_pg.sqlstate = "53100"
+        for orig, kind in ((full_pg, StorageFull), (full_mysql, StorageFull), (gone, StorageUnavailable)):
+            error = sa_exc.OperationalError("SELECT 1", {}, orig)
+            assert type(store._classify(error)) is kind
+    finally:
+        store.close()
+
+
+def test_concurrent_right_passwords_for_one_user_all_get_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Attempts in flight fill the allowance only until they settle: eight tabs logging in at once all get in.
+    _CountingHashes(monkeypatch)
+    settings = Settings.build(env={}, storage="memory", auth={"users": {"boss": ADMIN_HASH}, "login_max_failures": 5})
+    auth = AppServer(settings).auth
+    answers: list[object] = []
+
+    def login() -> None:
+        try:
+            answers.append(auth.login("boss", "s3cret-admin", "10.0.0.1")["code"])
+        except AppServerError as exc:
+            answers.append(exc.status)
+
+    threads = [threading.Thread(target=login) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [200] * 12
