@@ -230,6 +230,16 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         if settings.edge.enabled:
             from .live_edge import LiveEdge
 
+            if settings.edge.rtmp_port:
+                # The edge binds in the app's lifespan, after the banner: a taken RTMP port (another
+                # server, OBS's own) is one line naming host:port here instead of a failed startup there.
+                try:
+                    bind_socket(host, settings.edge.rtmp_port).close()
+                except OSError:
+                    server.close()
+                    sock.close()
+                    raise
+
             def announce(line: str) -> None:
                 print(line, file=out, flush=True)
 

@@ -242,3 +242,15 @@ def test_the_contract_holds_with_urls_at_the_edge() -> None:
 def test_an_in_process_server_has_no_edge() -> None:
     with pytest.raises(SettingsError, match=r"edge\.enabled"):
         livekit_demo.start_server(storage="memory", edge=True, inprocess=True, keep=True)
+
+
+def test_serve_with_a_taken_rtmp_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--storage", "memory", "--port", "0", "--edge", "--rtmp-port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"127.0.0.1:{port}" in err and "Traceback" not in err
