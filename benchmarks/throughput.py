@@ -63,6 +63,8 @@ FAST_MODULES = ("httptools", "uvloop")
 BENCH_USER = "bench"
 LIST_ROOMS = 100  # rooms stored before measuring, so a list page of 10 is full
 _URL_LINE = "Enter this base URL in a client:"
+SERVE_ENV = {"LIVEKIT_DEMO_ROOMS_MAX_PER_USER": str(10**9)}
+"""The one setting the served app gets beyond its defaults (in its environment)."""
 
 
 def fast_stack_installed() -> bool:
@@ -96,8 +98,9 @@ def server_command(side: str, stack: str) -> list[str]:
 def run_server(side: str, stack: str, cpu: int | None) -> Iterator[Server]:
     """Start one side on one stack, wait until it answers, and stop it (SIGTERM, then SIGKILL) on exit."""
     command = server_command(side, stack)
-    # The server's settings come from its arguments only, not from this shell's environment.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_DEMO_", "SPF_"))}
+    # The server's settings come from its arguments only, not from this shell's environment; but
+    # `create` adds thousands of rooms for one anchor, past the default cap on rooms per user.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_DEMO_", "SPF_"))} | SERVE_ENV
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
@@ -151,6 +154,15 @@ def _wait_until_answering(port: int, timeout: float = 20.0) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing answers on 127.0.0.1:{port} after {timeout} s") from None
             time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def running_stack(pid: int) -> dict[str, str]:
@@ -331,12 +343,13 @@ def choose_generator(wanted: str) -> str:
 
 
 def measure(
-    stacks: Sequence[str], rounds: int, seconds: float, warmup: float, sanity_calls: int,
+    stacks: Sequence[str], calls: Sequence[str], rounds: int, seconds: float, warmup: float, sanity_calls: int,
     generator: LoadGenerator, server_cpu: int | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Start every server, run the sanity check, then per call and round, requests/s of each side and stack."""
-    samples = {stack: {op: {side: [] for side in SIDES} for op in OPERATIONS} for stack in stacks}
-    errors = {stack: {op: {side: 0.0 for side in SIDES} for op in OPERATIONS} for stack in stacks}
+    samples = {stack: {op: {side: [] for side in SIDES} for op in calls} for stack in stacks}
+    cpu = {stack: {op: {side: [] for side in SIDES} for op in calls} for stack in stacks}  # server CPU ms per call
+    errors = {stack: {op: {side: 0.0 for side in SIDES} for op in calls} for stack in stacks}
     with ExitStack() as stack_of_servers:
         servers = {
             (stack, side): stack_of_servers.enter_context(run_server(side, stack, server_cpu)) for stack in stacks for side in SIDES
@@ -353,10 +366,10 @@ def measure(
             server.stack = running_stack(server.process.pid)
         commands = {f"{stack}/{side}": server.command for (stack, side), server in servers.items()}
         running = {f"{stack}/{side}": server.stack for (stack, side), server in servers.items()}
-        measured = {"sanity": sanity, "samples": samples, "errors": errors, "commands": commands, "running": running}
+        measured = {"sanity": sanity, "samples": samples, "cpu": cpu, "errors": errors, "commands": commands, "running": running}
         if refusal(sanity, SANITY_LIMIT_MS):
             return measured  # no load: the figures would not mean anything
-        for op in OPERATIONS:
+        for op in calls:
             requests = {stack: request_for(op, app_info[stack]) for stack in stacks}
             for stack in stacks if warmup > 0 else ():  # warm both: first connections, caches
                 for side in SIDES:
@@ -365,16 +378,24 @@ def measure(
                 for stack in stacks:
                     # Alternate which side goes first, so neither always follows the other.
                     for side in SIDES if round_number % 2 == 0 else SIDES[::-1]:
+                        pid = servers[stack, side].process.pid
+                        cpu_before = cpu_seconds(pid)
                         result = generator.run(servers[stack, side].port, *requests[stack], seconds)
+                        cpu_after = cpu_seconds(pid)
                         samples[stack][op][side].append(result["rps"])
+                        if cpu_before is not None and cpu_after is not None and result["requests"]:
+                            cpu[stack][op][side].append((cpu_after - cpu_before) * 1000 / result["requests"])
                         errors[stack][op][side] += result["errors"]
     return measured
 
 
-def summarize(samples: dict[str, dict[str, list[float]]], errors: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Per call: median requests/s per side, their ratio (app / bare), and the per-round ratios."""
+def summarize(
+    samples: dict[str, dict[str, list[float]]], cpu: dict[str, dict[str, list[float]]], errors: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """Per call: median requests/s per side, their ratio (app / bare), and the per-round ratios; and
+    the servers' CPU time per call, whose ratio (bare / app) a busy machine disturbs far less."""
     ops: dict[str, Any] = {}
-    for op in OPERATIONS:
+    for op in samples:
         bare, app = samples[op]["bare"], samples[op]["app"]
         ratio = statistics.median(app) / statistics.median(bare)
         ops[op] = {
@@ -385,6 +406,9 @@ def summarize(samples: dict[str, dict[str, list[float]]], errors: dict[str, dict
             "bare_rps_rounds": bare,
             "app_rps_rounds": app,
             "errors": errors[op],
+            "bare_cpu_ms_per_call": statistics.median(cpu[op]["bare"]) if cpu[op]["bare"] else None,
+            "app_cpu_ms_per_call": statistics.median(cpu[op]["app"]) if cpu[op]["app"] else None,
+            "cpu_ratio": statistics.median(cpu[op]["bare"]) / statistics.median(cpu[op]["app"]) if cpu[op]["bare"] and cpu[op]["app"] else None,
             "target_ratio": TARGETS[op],
             "meets_target": ratio >= TARGETS[op],
         }
@@ -408,9 +432,11 @@ def print_table(result: dict[str, Any]) -> None:
         f"load average {meta['loadavg_before'][0]:.2f} before, {meta['loadavg_after'][0]:.2f} after"
     )
     print_sanity(result)
-    print(f"{'call':8}{'stack':26}{'bare req/s':>12}{'ours req/s':>12}{'ours/bare':>11}{'min..max round':>17}  target")
+    print(f"{'call':8}{'stack':26}{'bare req/s':>12}{'ours req/s':>12}{'ours/bare':>11}{'min..max round':>17}{'by CPU':>8}  target")
     for op in OPERATIONS:
         for stack, measured in result["stacks"].items():
+            if op not in measured["operations"]:
+                continue
             row = measured["operations"][op]
             rounds = row["round_ratios"]
             spread = f"{min(rounds):.2f}..{max(rounds):.2f}"
@@ -418,7 +444,11 @@ def print_table(result: dict[str, Any]) -> None:
             errors = sum(row["errors"].values())
             note = f"  ({errors:.0f} errors!)" if errors else ""
             name = f"{stack} ({measured['http']}+{measured['loop']})"
-            print(f"{op:8}{name:26}{row['bare_rps']:>12.0f}{row['app_rps']:>12.0f}{row['ratio']:>11.2f}{spread:>17}  >= {row['target_ratio']} {verdict}{note}")
+            by_cpu = f"{row['cpu_ratio']:.2f}" if row["cpu_ratio"] is not None else "-"
+            print(
+                f"{op:8}{name:26}{row['bare_rps']:>12.0f}{row['app_rps']:>12.0f}{row['ratio']:>11.2f}{spread:>17}{by_cpu:>8}"
+                f"  >= {row['target_ratio']} {verdict}{note}"
+            )
     for stack, reason in result["skipped"].items():
         print(f"{stack} stack not measured: {reason}")
 
@@ -430,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured load per side before the rounds (default 1)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto", help="default: wrk when installed")
+    parser.add_argument("--calls", default=",".join(OPERATIONS), help=f"comma-separated: {', '.join(OPERATIONS)} (default all)")
     parser.add_argument("--stacks", default="default,fast", help="comma-separated: default (h11+asyncio), fast (httptools+uvloop)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the servers to one CPU and the load generator to another")
     parser.add_argument("--quick", action="store_true", help="1 round of 0.5 s (wrk: 1 s), no warm-up: a smoke run")
@@ -443,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [s.strip() for s in args.stacks.split(",") if s.strip()]
     if not wanted or set(wanted) - set(STACKS):
         parser.error(f"--stacks takes a comma-separated choice of {', '.join(STACKS)}")
+    calls = [c.strip() for c in args.calls.split(",") if c.strip()]
+    if not calls or set(calls) - set(OPERATIONS):
+        parser.error(f"--calls takes a comma-separated choice of {', '.join(OPERATIONS)}")
     skipped: dict[str, str] = {}
     if "fast" in wanted and not fast_stack_installed():
         skipped["fast"] = "httptools and uvloop are not installed (pip install 'livekit_demo[fast]')"
@@ -459,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from livekit_demo.settings import Settings
 
     loadavg_before = os.getloadavg()
-    measured = measure(stacks, args.rounds, args.seconds, args.warmup, sanity_calls, generator, server_cpu)
+    measured = measure(stacks, calls, args.rounds, args.seconds, args.warmup, sanity_calls, generator, server_cpu)
     sanity = {"limit_ms": SANITY_LIMIT_MS, "calls": sanity_calls, "stacks": measured["sanity"]}
     refused = refusal(measured["sanity"], SANITY_LIMIT_MS)
     sanity["passed"] = refused is None
@@ -478,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "uvicorn": uvicorn.__version__,
             "uvicorn_settings": uvicorn_options(Settings.build(env={})),
             "commands": measured["commands"],
+            "serve_environment": SERVE_ENV,
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "loadavg_before": loadavg_before,
@@ -487,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stacks": {
             stack: {
                 **_agreed_stack(measured["running"], stack),
-                "operations": summarize(measured["samples"][stack], measured["errors"][stack]),
+                "operations": summarize(measured["samples"][stack], measured["cpu"][stack], measured["errors"][stack]),
             }
             for stack in stacks
         },

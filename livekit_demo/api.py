@@ -14,17 +14,21 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import orjson
+from anyio.lowlevel import RunVar
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from . import __version__
 from .app_server import AppServer
@@ -33,18 +37,25 @@ from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, pars
 from .exceptions import (
     AppServerError,
     BadRequest,
+    InsufficientStorage,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
+    StorageFull,
+    StorageUnavailable,
     TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 from .openapi import build_openapi
-from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, CallContext, Operation, callback_paths, served_operations
+from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
 from .runner import threads_available
 from .schemas import REQUESTS
+
+if TYPE_CHECKING:
+    from .live_edge import LiveEdge
 
 __all__ = ["create_app", "error_response"]
 
@@ -67,9 +78,9 @@ def _call_context(request: Request) -> CallContext:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int) -> bytes:
     """The body, refusing (413) as soon as it passes `limit`, before reading the rest."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         try:
             too_big = int(declared) > limit
@@ -79,7 +90,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body of {declared} bytes is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
@@ -87,10 +98,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_content_type(request: Request, body: bytes) -> None:
+def _check_content_type(headers: Mapping[str, str], body: bytes) -> None:
     if not body:
         return
-    content_type = request.headers.get("content-type")
+    content_type = headers.get("content-type")
     if content_type is None:
         return  # no Content-Type at all: read as JSON, as the clients expect
     media = content_type.split(";", 1)[0].strip().lower()
@@ -102,7 +113,7 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("request body is empty; send a JSON object", details=[{"field": "body", "problem": "is empty"}])
     try:
-        value = json.loads(body, parse_constant=_refuse_constant)
+        value = _loads(body)
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 text", details=[{"field": "body", "problem": "is not UTF-8"}]) from None
     except ValueError as exc:
@@ -120,6 +131,42 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _loads(body: bytes) -> Any:
+    """What `json.loads(body, parse_constant=_refuse_constant)` answers, by orjson (several times
+    faster) wherever the two agree.
+
+    They agree on every document orjson accepts, except integers beyond 64 bits, which orjson
+    reads as floats (a run of 19 digits sends the body to `json`), and nesting deeper than `json`
+    can go, which orjson reads and `json` refuses (a body with many brackets goes to `json`).
+    Whatever orjson refuses goes to `json` too, which words the errors (and accepts what it
+    accepts: a BOM, UTF-16).
+    """
+    if body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except (orjson.JSONDecodeError, RecursionError):
+            pass
+    return json.loads(body, parse_constant=_refuse_constant)
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_FEW_BRACKETS = 400  # nesting this deep is far from json's limit (the recursion limit, 1000)
+
+
+def _dumps(value: Any) -> bytes:
+    """The bytes Starlette's JSONResponse renders (UTF-8, no ASCII escapes, compact), by orjson when it can.
+
+    orjson writes the same bytes for every string, integer, bool, null, list and dict (answers
+    hold no floats: every field is typed and unknown ones are dropped). What it cannot write (a key
+    that is not a string, an integer beyond 64 bits, a datetime, a lone surrogate, deep nesting)
+    goes to `json`, which writes it or fails exactly as before.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -149,46 +196,220 @@ def _lone_surrogate_at(value: Any) -> str | None:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+"""A call's HTTP status, JSON body and headers beyond Content-Length and Content-Type."""
+
+
+async def _answer(
+    op: Operation,
+    inline: bool,
+    server: AppServer,
+    headers: Mapping[str, str],
+    chunks: AsyncIterator[bytes],
+    token_of: Callable[[], str | None],
+    context: Callable[[str | None], CallContext],
+    where: tuple[str, str],
+) -> Answer:
+    """One API call through SPEC 1's order of checks, whichever way the request came in."""
     schema = REQUESTS[op.schema] if op.schema else None
+    started = time.perf_counter()
+    user = "-"
+    try:
+        body = await _read_body(headers, chunks, server.settings.server.max_body)
+        _check_content_type(headers, body)
+        actor = ANONYMOUS
+        token = token_of()
+        if op.authenticated:
+            if token is None:
+                raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
+            actor = server.auth.verify(token)
+            user = actor.user_id
+        fields = schema.validate(_parse_json(body)) if schema is not None else {}
+        if not op.authenticated and isinstance(fields.get("username"), str):
+            user = fields["username"]  # /login: who is trying, shown even when it fails
+        result = await _run(op, server, actor, fields, context(token), inline=inline)
+        answer: Answer = (200, _dumps(result), [])
+    except AppServerError as exc:
+        answer = _error_answer(exc)
+    except (StorageFull, StorageUnavailable) as exc:
+        answer = _error_answer(_storage_error(where, exc))
+    except ClientDisconnect:
+        # The client went away mid-body: nobody reads this answer, and it is not our fault.
+        log.debug("%s %s: the client disconnected before sending the whole body", *where)
+        answer = (400, b"", [])
+    except Exception:
+        log.exception("internal error in %s %s", *where)
+        answer = _error_answer(InternalError("internal server error; the server log has the details"))
+    if request_log.isEnabledFor(logging.INFO):
+        # The path only: a ?token= query string never reaches the log.
+        elapsed = (time.perf_counter() - started) * 1000
+        request_log.info("%s %s %d %.1f ms user=%s", *where, answer[0], elapsed, user)
+    return answer
+
+
+def _error_answer(exc: AppServerError) -> Answer:
+    headers = [(b"retry-after", str(exc.retry_after).encode())] if isinstance(exc, (TooManyRequests, ServiceUnavailable)) else []
+    return exc.status, _dumps(exc.to_json()), headers
+
+
+def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
+    """The Starlette endpoint of `op`: the way in for the requests the direct path leaves to Starlette
+    (a path with repeated slashes, an app mounted under a prefix)."""
 
     async def endpoint(request: Request) -> Response:
         server: AppServer = request.app.state.server
         started = time.perf_counter()
-        user = "-"
-        try:
-            body = await _read_body(request, server.settings.server.max_body)
-            _check_content_type(request, body)
-            actor = ANONYMOUS
-            if op.authenticated:
-                token = _token_of(request)
-                if token is None:
-                    raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
-                actor = server.auth.verify(token)
-                user = actor.user_id
-            fields = schema.validate(_parse_json(body)) if schema is not None else {}
-            if not op.authenticated and isinstance(fields.get("username"), str):
-                user = fields["username"]  # /login: who is trying, shown even when it fails
-            call = _call_context(request)
-            if (op.blocking or server.store.blocking) and not inline:
-                # A database call or password hashing would stall every other request: off the loop.
-                result = await run_in_threadpool(op.handler, server, actor, fields, call)
-            else:
-                result = op.handler(server, actor, fields, call)
-            response: Response = JSONResponse(result)
-        except AppServerError as exc:
-            response = error_response(exc)
-        except Exception:
-            log.exception("internal error in %s %s", request.method, request.url.path)
-            response = error_response(InternalError("internal server error; the server log has the details"))
-        if request_log.isEnabledFor(logging.INFO):
-            # The path only: a ?token= query string never reaches the log.
-            elapsed = (time.perf_counter() - started) * 1000
-            request_log.info("%s %s %d %.1f ms user=%s", request.method, request.url.path, response.status_code, elapsed, user)
+
+        def context(token: str | None) -> CallContext:
+            return dataclasses.replace(_call_context(request), token=token)
+
+        where = (request.method, request.url.path)
+        status, body, headers = await _answer(op, inline, server, request.headers, request.stream(), lambda: _token_of(request), context, where)
+        response = Response(body, status_code=status, media_type="application/json")
+        response.raw_headers[:0] = headers  # before Content-Length and Content-Type, as JSONResponse puts them
+        log.debug("%s %s -> %d in %.1f ms", *where, status, (time.perf_counter() - started) * 1000)
         return response
 
     endpoint.__name__ = op.name
     return endpoint
+
+
+_RETRY_AFTER = 5  # seconds a client is asked to wait when the database is not answering
+_LIMITERS: RunVar[dict[int, tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]]] = RunVar("livekit_demo_limiters")
+
+
+def _limiters(server: AppServer) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+    """This event loop's thread limiters for `server`: (database calls, password hashing)."""
+    try:
+        per_server = _LIMITERS.get()
+    except LookupError:
+        per_server = {}
+        _LIMITERS.set(per_server)
+    found = per_server.get(id(server))
+    if found is None:
+        # Separate pools: calls stuck on a hung database can fill theirs, never the logins' one.
+        hashing = server.settings.auth.max_concurrent_hashes
+        found = per_server[id(server)] = (anyio.CapacityLimiter(_DB_THREADS), anyio.CapacityLimiter(hashing + 2))
+    return found
+
+
+_DB_THREADS = 15  # SQLAlchemy's default pool: 5 connections plus 10 overflow
+run_in_thread = anyio.to_thread.run_sync  # one name for every hand-off to a thread (tests replace it)
+
+
+async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: CallContext, *, inline: bool = False) -> Any:
+    """Run a handler: inline on the loop, or in the thread pool its kind of blocking work gets."""
+    if inline:  # no threads here (Pyodide): everything on the caller's stack
+        return op.handler(server, actor, fields, call)
+    db_limiter, hash_limiter = _limiters(server)
+    if op.blocking:
+        # Password hashing would stall every other request: off the loop, in its own bounded pool.
+        return await run_in_thread(op.handler, server, actor, fields, call, limiter=hash_limiter)
+    if not server.store.blocking or op.name in STORE_FREE:
+        return op.handler(server, actor, fields, call)
+    # A database call: off the loop, and answered within a bound even when the database hangs
+    # (the thread is left to finish on the driver's own timeouts; its pool slot stays taken until then).
+    storage = server.settings.storage
+    deadline = storage.connect_timeout + storage.read_timeout + storage.pool_timeout
+    try:
+        with anyio.fail_after(deadline):
+            return await run_in_thread(op.handler, server, actor, fields, call, limiter=db_limiter, abandon_on_cancel=True)
+    except TimeoutError:
+        raise ServiceUnavailable(f"the database did not answer within {deadline} s; try again shortly", retry_after=_RETRY_AFTER) from None
+
+
+Direct = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _direct(op: Operation, inline: bool) -> Direct:
+    """`op` as a bare ASGI app: what `_endpoint` does, without Starlette's routing, middleware and
+    Request objects, which cost a cheap call more than the call itself. CORS headers are added as
+    `CORSMiddleware` adds them (`create_app` configures both from `_CORS`)."""
+    # (base URL, host name) by what they are made of; the Host header is the client's to choose, so bounded.
+    seen_bases: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
+        server: AppServer = scope["app"].state.server
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1")
+            if name not in headers:  # the first of repeated headers, as Starlette's Headers.get answers
+                headers[name] = value.decode("latin-1")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                if message["type"] == "http.request":
+                    if chunk := message.get("body", b""):
+                        yield chunk
+                    if not message.get("more_body", False):
+                        return
+
+        def token_of() -> str | None:
+            query: Mapping[str, str] = QueryParams(scope["query_string"]) if scope.get("query_string") else {}
+            cookies: dict[str, str] = {}
+            if "cookie" in headers:
+                for key, value in scope["headers"]:
+                    if key == b"cookie":  # every Cookie header, as Request.cookies reads them
+                        cookies.update(cookie_parser(value.decode("latin-1")))
+            return find_token(headers, query, cookies)
+
+        def context(token: str | None) -> CallContext:
+            client = scope.get("client")
+            address = scope.get("server")
+            key = (scope.get("scheme"), tuple(address) if address else None, headers.get("host"), scope.get("app_root_path"))
+            base = seen_bases.get(key)
+            if base is None:
+                if len(seen_bases) >= 64:
+                    seen_bases.clear()
+                request = Request(scope)
+                base = seen_bases[key] = (str(request.base_url).rstrip("/"), request.url.hostname or "")
+            return CallContext(client=client[0] if client else "", token=token, base_url=base[0], host=base[1])
+
+        where = (scope["method"], scope["path"])
+        status, body, extra = await _answer(op, inline, server, headers, chunks(), token_of, context, where)
+        response_headers = [*extra, (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        if "origin" in headers:
+            response_headers += _CORS_ORIGIN_HEADERS
+        response_headers += _CORS_VARY
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+        if started:
+            log.debug("%s %s -> %d in %.1f ms", *where, status, (time.perf_counter() - started) * 1000)
+
+    return serve
+
+
+_CORS: dict[str, Any] = {
+    "allow_origins": ["*"],
+    "allow_methods": ["POST", "GET", "OPTIONS"],
+    "allow_headers": CORS_HEADERS,
+    "allow_credentials": False,
+}
+# What CORSMiddleware adds to a simple (not preflight) answer with these settings: any origin is
+# allowed without credentials, so "*" when an Origin was sent, and "Vary: Origin" always.
+_CORS_ORIGIN_HEADERS = [(b"access-control-allow-origin", b"*")]
+_CORS_VARY = [(b"vary", b"Origin")]
+
+
+class _App(Starlette):
+    """Starlette, with the API calls answered directly (see `_direct`) when method and path are exact."""
+
+    def __init__(self, *args: Any, direct: dict[tuple[str, str], Direct], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct = direct
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            direct = self.direct.get((scope["method"], scope["path"]))
+            if direct is not None:
+                scope["app"] = self
+                await direct(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -222,8 +443,9 @@ def _callback_params(request: Request, body: bytes) -> dict[str, Any]:
 async def _push_callback(request: Request) -> Response:
     """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
     server: AppServer = request.app.state.server
+    inline: bool = request.app.state.inline
     try:
-        body = await _read_body(request, server.settings.server.max_body)
+        body = await _read_body(request.headers, request.stream(), server.settings.server.max_body)
         params = _callback_params(request, body)
         ls = server.settings.live_stream
         check_signature(
@@ -232,22 +454,29 @@ async def _push_callback(request: Request) -> Response:
         )  # fmt: skip
         fields = dataclasses.asdict(parse_push_event(params))
         call = _call_context(request)
-        if server.store.blocking:
-            result = await run_in_threadpool(PUSH_CALLBACK.handler, server, ANONYMOUS, fields, call)
-        else:
-            result = PUSH_CALLBACK.handler(server, ANONYMOUS, fields, call)
+        result = await _run(PUSH_CALLBACK, server, ANONYMOUS, fields, call, inline=inline)
         response: Response = JSONResponse(result)
     except AppServerError as exc:
         response = error_response(exc)
+    except (StorageFull, StorageUnavailable) as exc:
+        response = error_response(_storage_error((request.method, request.url.path), exc))
     except Exception:
         log.exception("internal error in %s %s", request.method, request.url.path)
         response = error_response(InternalError("internal server error; the server log has the details"))
     return response
 
 
+def _storage_error(where: tuple[str, str], exc: StorageFull | StorageUnavailable) -> AppServerError:
+    """507 for a full disk, 503 + Retry-After for a database that does not answer; logged without a traceback."""
+    log.warning("%s %s: %s", *where, exc)
+    if isinstance(exc, StorageFull):
+        return InsufficientStorage(str(exc))
+    return ServiceUnavailable(f"the database is not answering; try again shortly ({exc})", retry_after=_RETRY_AFTER)
+
+
 def error_response(exc: AppServerError) -> JSONResponse:
     """The contract's Status body with the same HTTP status."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (TooManyRequests, ServiceUnavailable)) else None
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 
@@ -321,12 +550,14 @@ def _guard_access_log() -> None:
         access.addFilter(_RedactQueryToken())
 
 
-def create_app(server: AppServer | None = None, *, inline: bool | None = None, **settings: Any) -> Starlette:
+def create_app(server: AppServer | None = None, *, inline: bool | None = None, edge: LiveEdge | None = None, **settings: Any) -> Starlette:
     """The Starlette app for an `AppServer` (made from `settings` when not given).
 
     `inline` true runs every handler on the caller's stack, also the blocking ones (SQL, password
     hashing) that otherwise go to the thread pool: for in-process serving, where no loop is there to
-    stall. None means inline exactly where threads are unavailable (Pyodide).
+    stall. None means inline exactly where threads are unavailable (Pyodide). With `edge` (a
+    `LiveEdge` of that server), the app's lifespan starts and stops the media edge on the serving
+    event loop, and its HTTP pulls are served at ``/{app_name}/...``.
 
         >>> from starlette.testclient import TestClient
         >>> app = create_app(storage="memory")
@@ -338,8 +569,11 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
     if inline is None:
         inline = not threads_available()
     _guard_access_log()
-    routes = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served_operations()]
+    served = served_operations()
+    routes: list[BaseRoute] = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
+    direct = {("POST", path): _direct(op, inline) for path, op in served}
+    direct["GET", "/auth/refresh_token"] = _direct(refresh, inline)
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
         Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),
@@ -347,27 +581,32 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, *
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/swagger.json", _openapi, methods=["GET"]),
     ]
+    if edge is not None:
+        routes.append(Mount(f"/{edge.app_name}", app=edge.http_app))
     middleware = [
         Middleware(_SingleSlashes),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=["*"],
-            allow_methods=["POST", "GET", "OPTIONS"],
-            allow_headers=CORS_HEADERS,
-            allow_credentials=False,
-        )
+        Middleware(CORSMiddleware, **_CORS),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        server.close()
+        if edge is not None:
+            await edge.start()  # on this loop: the edge shares the server's thread
+        try:
+            yield
+        finally:
+            if edge is not None:
+                await edge.stop()
+            server.close()
 
-    app = Starlette(
+    app = _App(
+        direct=direct,
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.inline = inline
+    app.state.edge = edge
     return app

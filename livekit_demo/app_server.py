@@ -10,6 +10,7 @@ from typing import Any
 
 from .auth import Authenticator, resolve_secret
 from .clock import Clock, SystemClock
+from .handoff import HandOff
 from .im import ImTokens
 from .rooms import RoomService
 from .settings import Settings
@@ -31,6 +32,7 @@ class AppServer:
         self.streams = StreamUrls(settings.live_stream, settings.live_mic, self.clock)
         self.rooms = RoomService(self.store, self.streams, self.clock, max_per_user=settings.rooms.max_per_user)
         self.im = ImTokens(settings.live_im, settings.gateway, secret, self.clock)
+        self.handoff = HandOff(secret, self.clock, self.store, self.auth, settings.live_mic)
 
     @classmethod
     def from_settings(

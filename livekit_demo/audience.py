@@ -5,9 +5,9 @@
     >>> server = livekit_demo.start_server(storage="memory")                  # doctest: +SKIP
     >>> ann = livekit_demo.connect(server, username="ann")                   # doctest: +SKIP
     >>> room = ann.start(ann.create("Morning show")["id"])                   # doctest: +SKIP
-    >>> crowd = simulate(server, room["id"], viewers=50, duration=60, time_scale=0.1)   # doctest: +SKIP
-    >>> crowd.timeline[-1]                                                   # doctest: +SKIP
-    Sample(t=60.0, pv=63, uv=50, likes=2210, online=31, present=24, sent_likes=2210)
+    >>> crowd = simulate(server, room["id"], viewers=50, duration=60, seed=1)   # doctest: +SKIP
+    >>> crowd.timeline[-1]                       # a minute later                # doctest: +SKIP
+    Sample(t=60.0, pv=60, uv=50, likes=1733, online=34, present=17, sent_likes=1733)
 
 Everything goes through HTTP with `AppServerClient`, like a phone would, so it drives any AppServer.
 Each viewer logs in as itself (the demo rule: password = username; names derive from the seed),
@@ -22,12 +22,13 @@ through ``sendLikeMessage`` every `like_every` seconds (clients batch likes on a
 stays (exponential, mean half the run), whether it comes back once, how fast it taps. Then one
 thread makes the calls in the plan's order, so two runs with one seed send the same calls.
 
-**Time.** ``time_scale`` is real seconds per simulated second (1: real time, 0.1: ten times
-faster, 0: as fast as the server answers). Give a `FixedClock` as `clock` (the server's, in tests)
-and the audience moves that clock to each step's time instead of waiting: presence expiry is then
-exact and nothing sleeps. ``run()`` blocks; ``start()`` runs in a thread (a notebook keeps working)
-with ``stop()`` and ``wait()``. Every `sample_every` seconds the audience reads the room's counters
-(``getStatistics``; on a server without it, ``list``, which counts no visit) into `timeline`.
+**Time.** ``time_scale`` is real seconds per simulated second (1: real time, the default; 0.1: ten
+times faster; 0: as fast as the server answers). Give the server's `FixedClock` as `clock` and the
+audience sets it to each step's time, so the server's 30 s presence window is 30 simulated seconds
+however fast the run goes; with a clock, ``time_scale`` defaults to 0 (tests: nothing sleeps).
+``run()`` blocks; ``start()`` runs in a thread (a notebook keeps working) with ``stop()`` and
+``wait()``. Every `sample_every` seconds the audience reads the room's counters (``getStatistics``;
+on a server without it, ``list``, which counts no visit) into `timeline`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from .client import ApiError, AppServerClient
+from .client import ApiError, AppServerClient, transport_for_url
 from .clock import FixedClock
+from .runner import threads_available
 
 __all__ = ["Audience", "Sample", "Step", "plan", "simulate", "viewer_name"]
 
@@ -177,7 +179,7 @@ class Audience:
         viewers: int = 50,
         duration: float = 60.0,
         seed: int = 1,
-        time_scale: float = 1.0,
+        time_scale: float | None = None,
         clock: FixedClock | None = None,
         like_every: float = 2.0,
         heartbeat_every: float = 10.0,
@@ -185,6 +187,8 @@ class Audience:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
+        if time_scale is None:
+            time_scale = 0.0 if clock is not None else 1.0
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, not {time_scale!r}")
         self.room_id = room_id
@@ -198,14 +202,16 @@ class Audience:
         self.heartbeat_available: bool | None = None  # None: not tried yet
         self.likes_available: bool | None = None
         self.error: BaseException | None = None  # what ended a run early (the server went away)
+        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
         # One connection pool for the whole crowd: a transport of its own per viewer would cost each
-        # a TLS context (tens of ms) and a connection; closed at the end unless it was given.
-        self._transport = transport if transport is not None else httpx.HTTPTransport()
-        self._own_transport = transport is None
+        # a TLS context (tens of ms) and a connection; closed at the end unless it was given. An
+        # in-process server (inprocess://, a browser tab) comes with its own transport.
+        given = transport if transport is not None else transport_for_url(self.url)
+        self._transport = given if given is not None else httpx.HTTPTransport()
+        self._own_transport = given is None
         self._timeout = timeout
         self._observer: AppServerClient | None = target if isinstance(target, AppServerClient) else None
         self._own_observer = self._observer is None
-        self.url = (target if isinstance(target, str) else target.url).rstrip("/")
         self._crowd = [_Viewer(viewer_name(seed, n)) for n in range(viewers)]
         self._read_counters: Callable[[], dict[str, Any]] | None = None
         self._sent_likes = 0
@@ -228,6 +234,8 @@ class Audience:
 
     def start(self) -> Audience:
         """Run in a background thread; `stop()` ends it early, `wait()` waits for it."""
+        if not threads_available():
+            raise RuntimeError("no threads here (Python in a browser tab): run the audience with run(), which blocks")
         self._claim()
         self._thread = threading.Thread(target=self._run, name=f"livekit_demo-audience-{self.seed}", daemon=True)
         self._thread.start()
@@ -239,6 +247,8 @@ class Audience:
 
     def wait(self, timeout: float | None = None) -> Audience:
         """Wait for a background run to end; raise what ended it early. Raises TimeoutError after `timeout` s."""
+        if not self._started:
+            raise RuntimeError("this audience has not been started: call start() or run()")
         if not self._done.wait(timeout):
             raise TimeoutError(f"the audience is still running after {timeout} s")
         if self._thread is not None:
@@ -249,6 +259,7 @@ class Audience:
 
     @property
     def running(self) -> bool:
+        """Started and not ended yet."""
         return self._started and not self._done.is_set()
 
     def on_sample(self, listener: Callable[[Sample], object]) -> None:
@@ -294,12 +305,12 @@ class Audience:
                     log.exception("an on_end listener failed")
 
     def _wait_until(self, began: float, origin: datetime | None, t: float) -> None:
-        if self.clock is not None and origin is not None:
-            self.clock.set(origin + timedelta(seconds=t))  # from the origin: no drift from summed steps
-        elif self.time_scale > 0:
+        if self.time_scale > 0:
             delay = began + t * self.time_scale - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
+        if self.clock is not None and origin is not None:
+            self.clock.set(origin + timedelta(seconds=t))  # from the origin: no drift from summed steps
 
     # -- steps -----------------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@
   an explicit algorithm list with required claims, and against our injectable clock (so tests can
   expire a token without sleeping). Refresh is allowed while `now < orig_iat + refresh_window`.
 - Admin-ness is looked up in settings each time a token is checked; it is never a claim.
+- A token's signature and claims are checked once: the verified claims are kept by token (a
+  bounded LRU, emptied when the secret changes), while `exp` is still compared with the clock on
+  every call. Decoding a JWT is most of what a cheap call costs otherwise.
 - Repeated failed logins are throttled per username and per client address (429 + Retry-After).
 """
 
@@ -15,7 +18,7 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +35,8 @@ __all__ = ["Identity", "Authenticator", "LoginThrottle", "find_token", "resolve_
 
 ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ("exp", "iat", "id")
+VERIFIED_TOKENS = 4096
+"""How many verified tokens `Authenticator.verify` remembers (least recently used go first)."""
 log = logging.getLogger(__name__)
 
 
@@ -181,13 +186,28 @@ class Authenticator:
 
     def __init__(self, auth: AuthSettings, secret: str, clock: Clock) -> None:
         self.settings = auth
-        self._secret = secret
         self._clock = clock
+        # token -> its verified claims; only tokens whose signature and claims passed `_decode`.
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self.secret = secret
         self.throttle = LoginThrottle(auth.login_max_failures, auth.login_max_failures_per_address, auth.login_lockout, clock)
         # scrypt takes 16 MiB per check: a burst of logins must not take the server's memory with it.
         self._hashing = threading.BoundedSemaphore(auth.max_concurrent_hashes)
         # Unknown usernames are checked against a hash as costly as a configured one (see decoy_hash).
         self._decoy = decoy_hash(next(iter(auth.users.values()))) if auth.users else None
+
+    @property
+    def secret(self) -> str:
+        """The HS256 key tokens are signed and checked with."""
+        return self._secret
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        # A token verified under the old key proves nothing under the new one.
+        with self._verified_lock:
+            self._secret = value
+            self._verified.clear()
 
     def __repr__(self) -> str:
         return f"Authenticator(users={len(self.settings.users)}, demo_login={self.settings.demo_login})"
@@ -237,7 +257,7 @@ class Authenticator:
 
     def verify(self, token: str) -> Identity:
         """The identity of a valid, unexpired token; 401 saying what is wrong otherwise."""
-        claims = self._decode(token)
+        claims = self._verified_claims(token)
         exp = claims["exp"]
         if self._clock.timestamp() >= exp:
             raise Unauthorized(f"token expired at {format_time(_from_ts(exp))}; log in again or refresh it")
@@ -280,7 +300,23 @@ class Authenticator:
         token, exp = self.issue(user_id, orig_iat=orig_iat, configured=configured)
         return {"code": 200, "expire": exp.astimezone(timezone.utc).isoformat(), "token": token}
 
-    def _decode(self, token: str) -> Claims:
+    def _verified_claims(self, token: str) -> Claims:
+        """`_decode(token)`, from the cache when this token passed it before under the current secret."""
+        with self._verified_lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+                return claims
+            secret = self._secret
+        claims = self._decode(token, secret)  # outside the lock: a miss costs ~0.1 ms
+        with self._verified_lock:
+            if self._secret == secret:  # not verified under a key replaced meanwhile
+                self._verified[token] = claims
+                if len(self._verified) > VERIFIED_TOKENS:
+                    self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str, secret: str | None = None) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -292,11 +328,14 @@ class Authenticator:
             # Expiry is checked against our clock by the caller, so refresh can read expired tokens.
             claims = jwt.decode(
                 token,
-                self._secret,
+                self._secret if secret is None else secret,
                 algorithms=[ALGORITHM],
                 options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
         except jwt.MissingRequiredClaimError as exc:
+            if "live_id" in jwt.decode(token, options={"verify_signature": False}):
+                # SPEC 12: what getLiveJumpUrl hands out is traded through verifyAuthToken, never used as a login.
+                raise Unauthorized("this is a hand-off token, not a login token: trade it for one with verifyAuthToken") from None
             raise Unauthorized(f"token lacks the required {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("token signature does not match: it was signed with another secret or altered") from None

@@ -1,4 +1,4 @@
-"""The command line: `livekit-demo serve | hash-password | lab | check` (also `python -m livekit_demo`)."""
+"""The command line: `livekit-demo serve | push | hash-password | lab | check | lite` (also `python -m livekit_demo`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--storage", help="'memory', a TinyDB file path ending in .json, or a database URL/DSN")
     serve.add_argument("--workers", type=int, help="processes to run (more than 1 needs SQL storage)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--edge", action="store_true", help="also run the local media edge: RTMP ingest, HTTP-FLV, HLS (SPEC 13)")
+    serve.add_argument("--rtmp-port", type=int, help="the edge's RTMP port (default 1935; 0 picks a free one)")
     serve.set_defaults(run=_serve)
 
     lab = commands.add_parser(
@@ -39,9 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--dir", default=None, help="where to put your copies of the notebooks (default ./livekit_demo_notebooks)")
     lab.set_defaults(run=_lab)
 
+    lite = commands.add_parser("lite", help="build a JupyterLite site: the notebooks and the server in the browser, no install")
+    lite.add_argument("dir", help="the folder to build the site into (an earlier build there is replaced)")
+    lite.add_argument("--check", action="store_true", help="only check the site already in DIR: fail if it would fetch from outside itself")
+    lite.add_argument("--cache", default=None, help="where the Pyodide runtime and the wheels are kept between builds")
+    lite.add_argument("--offline", action="store_true", help="fetch nothing: use only what the cache holds")
+    lite.set_defaults(run=_lite)
+
     hasher = commands.add_parser("hash-password", help="make a password hash for auth.users")
     hasher.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
     hasher.set_defaults(run=_hash_password)
+
+    pusher = commands.add_parser("push", help="push a test pattern (moving picture and a tone) to a room, until Ctrl-C")
+    pusher.add_argument("room_id", metavar="ROOM_ID", help="the room to push to (you must be its anchor)")
+    pusher.add_argument("--url", default="http://127.0.0.1:8080", help="the AppServer's base URL (default http://127.0.0.1:8080)")
+    pusher.add_argument("--username", default="demo", help="who logs in: the room's anchor (default demo)")
+    pusher.add_argument("--password", help="that user's password (default: the username, the demo login rule)")
+    pusher.set_defaults(run=_push)
 
     checker = commands.add_parser("check", help="check any AppServer against the contract")
     checker.add_argument("url", help="the AppServer's base URL, e.g. http://127.0.0.1:8080 (http:// may be left out)")
@@ -63,6 +79,11 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"server": server}
     if args.storage:
         overrides["storage"] = args.storage
+    edge: dict[str, Any] = {"enabled": True} if args.edge else {}
+    if args.rtmp_port is not None:
+        edge["rtmp_port"] = args.rtmp_port
+    if edge:
+        overrides["edge"] = edge
     serve(Settings.build(args.config, **overrides))
     return 0
 
@@ -99,11 +120,52 @@ def _hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    import time
+
+    from .client import ApiError, connect
+
+    try:
+        with connect(args.url, args.username, args.password) as client:
+            pusher = client.push_test_pattern(args.room_id)
+    except (ApiError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"pushing a test pattern to {pusher.push_url.split('?')[0]} (Ctrl-C stops)", flush=True)
+    try:
+        while pusher.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pusher.stop()
+        print("stopped", flush=True)
+        return 0
+    print(f"error: ffmpeg ended with status {pusher.returncode}: {pusher.log_tail() or 'no message'}", file=sys.stderr)
+    return 1
+
+
 def _name_and_password(text: str) -> tuple[str, str]:
     name, sep, password = text.partition(":")
     if not sep or not name:
         raise argparse.ArgumentTypeError("expected NAME:PASS")
     return name, password
+
+
+def _lite(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .lite import build_site, check_site, serve_hint
+
+    site = Path(args.dir)
+    if args.check:
+        problems = check_site(site)
+        for problem in problems:
+            print(f"outside the site: {problem}")
+        print(f"{site}: {'fetches from outside itself' if problems else 'self-contained: it fetches nothing from outside itself'}")
+        return 1 if problems else 0
+    built = build_site(site, cache=Path(args.cache) if args.cache else None, offline=args.offline)
+    print(f"built {built.path}: Pyodide {built.pyodide}, {len(built.wheels)} wheels, {built.size / 2**20:.0f} MiB, fetches nothing from outside itself")
+    print(f"serve it with any static file server, e.g.:\n  {serve_hint(built.path)}")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

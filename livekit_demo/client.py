@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ import httpx
 from .exceptions import LivekitDemoError
 from .models import LoginResult, MeetingInfo, RoomInfo
 from .serving import is_loopback
+from .settings import PLACEHOLDER_DOMAINS
 
 if TYPE_CHECKING:
+    from .edge.pusher import TestPattern
     from .runner import ServerHandle
 
 __all__ = ["ApiError", "ServerUnavailable", "AppServerClient", "connect"]
@@ -164,12 +167,12 @@ class AppServerClient:
         with self._reaching():
             return self._http.post(path, json=body, headers=headers)
 
-    def _call(self, name: str, body: Mapping[str, Any], *, version: int | None = None) -> Any:
-        """POST one API call; log in again once on 401; raise `ApiError` on any status >= 400."""
+    def _call(self, name: str, body: Mapping[str, Any], *, version: int | None = None, relogin: bool = True) -> Any:
+        """POST one API call; log in again once on 401 (unless not `relogin`); raise `ApiError` on any status >= 400."""
         path = self._path(name, version)
         payload = {k: v for k, v in body.items() if v is not None}
         response = self._send(path, payload)
-        if response.status_code == 401:
+        if response.status_code == 401 and relogin:
             self.login()  # raises ApiError itself when the credentials no longer work
             response = self._send(path, payload)
         if response.status_code >= 400:
@@ -341,6 +344,52 @@ class AppServerClient:
         """Replace the members (the full list, in order; ``[]`` clears it)."""
         return MeetingInfo(self._call("updateMeetingInfo", {"id": room_id, "members": [dict(m) for m in members]}))
 
+    # -- the audience calls (SPEC 11; chatroom_id is a room's chat_id) ---------------------------
+
+    def get_statistics(self, chatroom_id: str) -> dict[str, Any]:
+        """``{"pv", "uv", "like_count", "online_count"}`` of a room (counts no visit)."""
+        return dict(self._call("getStatistics", {"chatroom_id": chatroom_id}))
+
+    def send_like_message(self, chatroom_id: str, like_count: int = 1, *, user_id: str | None = None) -> dict[str, Any]:
+        """Like a room `like_count` times (1 to 1000 a call): ``{"code": 200, "count": <the room's total>}``."""
+        body = {"chatroom_id": chatroom_id, "user_id": user_id or self.username, "like_count": like_count}
+        return dict(self._call("sendLikeMessage", body))
+
+    def mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Mute the room's chat for everyone but the anchor (the anchor or an admin): ``{"code": 200, "mute": true}``."""
+        return dict(self._call("muteChatroom", {"chatroom_id": chatroom_id}))
+
+    def cancel_mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Unmute the room's chat: ``{"code": 200, "mute": false}``."""
+        return dict(self._call("cancelMuteChatroom", {"chatroom_id": chatroom_id}))
+
+    def is_mute_chatroom(self, chatroom_id: str) -> dict[str, Any]:
+        """Whether the room's chat is muted: ``{"code": 200, "mute": <bool>}``."""
+        return dict(self._call("isMuteChatroom", {"chatroom_id": chatroom_id}))
+
+    # -- hand-offs (SPEC 12) ---------------------------------------------------------------------
+
+    def get_rtc_auth_token(self, room_id: str, *, user_id: str | None = None) -> dict[str, Any]:
+        """An RTC auth token for channel `room_id`: ``{"auth_token", "timestamp"}``."""
+        return dict(self._call("getRtcAuthToken", {"room_id": room_id, "user_id": user_id}))
+
+    def get_live_jump_url(
+        self, live_id: str, *, user_name: str | None = None, version: str | None = None, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """Hand the room to the PC pusher app: ``{"live_jump_url": "auipusher://page/live-room?..."}``."""
+        body = {"user_id": user_id or self.username, "live_id": live_id, "user_name": user_name, "version": version}
+        return dict(self._call("getLiveJumpUrl", body))
+
+    def verify_auth_token(
+        self, token: str, *, user_id: str, live_id: str, app_server: str, user_name: str | None = None
+    ) -> dict[str, Any]:
+        """What the PC pusher app does with a jump URL: trade its hand-off token (once) for ``{"login_token"}``.
+
+        Needs no login; a refusal (401) is raised as it is, never retried after a re-login.
+        """
+        body = {"user_id": user_id, "live_id": live_id, "app_server": app_server, "token": token, "user_name": user_name}
+        return dict(self._call("verifyAuthToken", body, relogin=False))
+
     # -- presence (ours) ------------------------------------------------------------------------
 
     def heartbeat(self, room_id: str, *, user_id: str | None = None) -> dict[str, Any]:
@@ -351,6 +400,46 @@ class AppServerClient:
         return dict(self._call("heartbeat", {"id": room_id, "user_id": user_id or self.username}))
 
     # -- lifetime ------------------------------------------------------------------------------
+
+    def wait_for(self, room_id: str, condition: Callable[[RoomInfo], bool], *, timeout: float = 30.0, interval: float = 0.25) -> RoomInfo:
+        """Read the room (`get`) until `condition(room)` holds, and answer it; `TimeoutError` after `timeout` seconds.
+
+        For what the server changes by itself, e.g. the push callback taking a room live:
+        ``client.wait_for(room_id, lambda room: room["status"] == 1)``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            room = self.get(room_id)
+            if condition(room):
+                return room
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"room {room_id} did not get there within {timeout:g} s (status {room.get('status')}, metrics {room.get('metrics')})")
+            time.sleep(interval)
+
+    def push_test_pattern(self, room_id: str) -> TestPattern:
+        """Push a moving test picture (the room's title, a clock) and a tone to the room's push URL, as its anchor.
+
+        Returns the running `edge.pusher.TestPattern`; call its ``stop()`` to end the stream. Needs
+        ffmpeg (on PATH, or ``pip install "livekit_demo[media]"``) and a server whose push URL is
+        real: one running the local edge (``start_server(edge=True)``, ``serve --edge``) or a CDN.
+
+            >>> pusher = client.push_test_pattern(room["id"])   # doctest: +SKIP
+            >>> pusher.stop()                                   # doctest: +SKIP
+        """
+        from .edge.pusher import TestPattern
+
+        room = self.get(room_id)
+        push = room.get("push_url_info") or {}
+        url = push.get("rtmp_url") if isinstance(push, Mapping) else None
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"room {room_id} shows {self.username!r} no push URL: only its anchor (or an admin) may push to it")
+        host = urlsplit(url).hostname or ""
+        if host in PLACEHOLDER_DOMAINS:
+            raise ValueError(
+                f"the room's push URL points at the placeholder {host}: nothing listens there. Start the server with "
+                "its local edge (start_server(edge=True), or `livekit-demo serve --edge`), or configure a real CDN"
+            )
+        return TestPattern(url, title=str(room.get("title") or "")).start()
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone
 
@@ -29,6 +30,10 @@ class SystemClock(Clock):
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def timestamp(self) -> int:
+        """Whole seconds since the epoch (without making a datetime: URLs ask for it several times a call)."""
+        return int(time.time())
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -79,7 +84,19 @@ def format_time(when: datetime | None) -> str:
     """RFC 3339 in UTC with whole seconds; the Go zero time for None."""
     if when is None:
         return ZERO_TIME
-    return to_second(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Every answer shows four times per room, and rooms keep their times: remember the text.
+    # Datetimes that compare equal are the same instant, so they share one text.
+    text = _FORMATTED.get(when)
+    if text is None:
+        text = to_second(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()  # bounded; refilling costs one strftime per time shown
+        _FORMATTED[when] = text
+    return text
+
+
+_FORMATTED: dict[datetime, str] = {}
+_FORMATTED_MAX = 8192
 
 
 def parse_time(text: str | None) -> datetime | None:

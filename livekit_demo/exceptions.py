@@ -3,6 +3,8 @@
     LivekitDemoError
     ├── SettingsError                 a bad setting, named by its key (at start, never per request)
     ├── StorageError                  the store cannot be opened or used (500 if it happens in a request)
+    │   ├── StorageFull               the disk (or the database's) is full: a request gets 507
+    │   └── StorageUnavailable        the database is down or does not answer in time: 503 + Retry-After
     └── AppServerError                an answer the API gives with status >= 400
         ├── BadRequest          400   body or fields wrong; `details` names every bad field
         ├── Unauthorized        401   no token, bad token, bad username or password
@@ -17,7 +19,9 @@
         ├── PayloadTooLarge     413
         ├── UnsupportedMediaType 415
         ├── TooManyRequests     429   login throttled; carries `retry_after`
-        └── InternalError       500   a real fault; the message never carries a traceback
+        ├── InternalError       500   a real fault; the message never carries a traceback
+        ├── ServiceUnavailable  503   the database is down or hung; carries `retry_after`
+        └── InsufficientStorage 507   the disk is full; nothing was written
 
 The client side has its own error, `livekit_demo.client.ApiError`, which carries what a server answered.
 """
@@ -45,6 +49,10 @@ __all__ = [
     "UnsupportedMediaType",
     "TooManyRequests",
     "InternalError",
+    "ServiceUnavailable",
+    "InsufficientStorage",
+    "StorageFull",
+    "StorageUnavailable",
     "FieldProblem",
 ]
 
@@ -67,6 +75,14 @@ class SettingsError(LivekitDemoError, ValueError):
 
 class StorageError(LivekitDemoError):
     """The room store cannot be opened or used."""
+
+
+class StorageFull(StorageError):
+    """A write found no space left (ENOSPC, a full database); nothing was written."""
+
+
+class StorageUnavailable(StorageError):
+    """The database refused the connection or did not answer within its timeouts."""
 
 
 class AppServerError(LivekitDemoError):
@@ -164,3 +180,15 @@ class TooManyRequests(AppServerError):
 
 class InternalError(AppServerError):
     status = 500
+
+
+class ServiceUnavailable(AppServerError):
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InsufficientStorage(AppServerError):
+    status = 507

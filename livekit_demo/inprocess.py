@@ -85,8 +85,15 @@ class InProcessTransport(httpx.BaseTransport):
     def __init__(self, app: ASGIApp, *, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.app = app
         self.client = client
+        # One request at a time, as on a server's one event loop: the app's inline handlers count on
+        # that, and on CPython a widget's or an audience's thread may call while a cell does.
+        self._one_at_a_time = threading.RLock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._one_at_a_time:
+            return self._handle(request)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         url = request.url
         scope: dict[str, Any] = {

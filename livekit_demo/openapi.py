@@ -10,7 +10,7 @@ from typing import Any
 
 from . import __version__
 from .callbacks import PUSH_EVENT_FIELDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, push_event_schema
-from .operations import PUSH_CALLBACK, Operation, callback_paths
+from .operations import PUSH_CALLBACK, STORE_READS, STORE_WRITES, Operation, callback_paths
 from .schemas import COMPONENTS, REQUESTS
 from .types import JSONDict
 
@@ -25,7 +25,9 @@ STATUS_MEANINGS = {
     413: "The body is larger than the limit",
     415: "The body's Content-Type is not application/json",
     429: "Too many failed logins; wait for Retry-After seconds",
-    500: "A server fault; the server log has the details",
+    500: "A server fault, or a stored row this server cannot serve; the message says which",
+    503: "The database is down or does not answer; try again after Retry-After seconds",
+    507: "The disk (or the database) is full; nothing was written",
 }
 
 
@@ -43,10 +45,15 @@ def _operation(path: str, op: Operation, max_body: int) -> JSONDict:
     # Every API endpoint reads its body under the size limit and checks a sent body's Content-Type,
     # refresh too (it needs no body, but one sent as text/plain is a 415), so all can answer 413 and 415.
     statuses = set(op.statuses) | {413, 415, 500}
+    if op.name in STORE_READS | STORE_WRITES:
+        statuses.add(503)  # with a SQL store, a database that is down or hung
+    if op.name in STORE_WRITES:
+        statuses.add(507)
     for status in sorted(statuses):
         responses[str(status)] = {"description": STATUS_MEANINGS[status], "content": _status_ref()}
-    if 429 in statuses:
-        responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    for status in (429, 503):
+        if status in statuses:
+            responses[str(status)]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     version = "v2" if "/v2/" in path else "v1"
     entry: JSONDict = {
         "operationId": f"{version}_{op.name}" if path != "/login" else "login_root",

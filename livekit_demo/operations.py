@@ -21,7 +21,7 @@ from .types import JSONDict
 
 __all__ = [
     "CallContext", "Operation", "OPERATIONS", "TOKEN_V2", "PUSH_CALLBACK", "API_PREFIXES", "ANONYMOUS",
-    "served_operations", "callback_paths",
+    "served_operations", "callback_paths", "STORE_READS", "STORE_WRITES", "STORE_FREE",
 ]  # fmt: skip
 
 API_PREFIXES = ("/api/v1/live", "/api/v2/live")
@@ -88,6 +88,29 @@ def _token_v2(server: AppServer, actor: Identity, body: JSONDict, _: CallContext
     )
 
 
+def _mute(muted: bool) -> Handler:
+    def handler(server: AppServer, actor: Identity, body: JSONDict, _: CallContext) -> Any:
+        return server.rooms.set_muted(actor, body["chatroom_id"], muted)
+
+    return handler
+
+
+def _rtc_auth_token(server: AppServer, actor: Identity, body: JSONDict, _: CallContext) -> Any:
+    user_id = body.get("user_id", actor.user_id)
+    server.rooms.check_acting_as(actor, user_id, "user_id")
+    return server.handoff.rtc_auth_token(body["room_id"], user_id)
+
+
+def _live_jump_url(server: AppServer, actor: Identity, body: JSONDict, call: CallContext) -> Any:
+    server.rooms.check_acting_as(actor, body["user_id"], "user_id")
+    server.rooms.check_anchor_of(actor, body["live_id"], "hand it to the pusher app")
+    return server.handoff.jump_url(call.base_url, body["user_id"], body["live_id"], body.get("user_name", ""), body.get("version", ""))
+
+
+def _verify_auth_token(server: AppServer, _: Identity, body: JSONDict, call: CallContext) -> Any:
+    return server.handoff.verify(body["token"], body["user_id"], body["live_id"], body["app_server"], body.get("user_name"))
+
+
 def _lifecycle(action: str) -> Handler:
     def handler(server: AppServer, actor: Identity, body: JSONDict, call: CallContext) -> Any:
         return server.rooms.transition(action, actor, body["id"], body["user_id"], host=call.host)
@@ -109,6 +132,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "Remove a room; answers it as it was", "delete", lambda s, a, b, c: s.rooms.delete(a, b["id"], b["user_id"], host=c.host), "RoomInfo", statuses=(400, 401, 403, 404)),
     Operation("getMeetingInfo", "Co-streaming members ([] on a room whose mode is not 1)", "getMeetingInfo", lambda s, a, b, c: s.rooms.get_meeting(a, b["id"]), "MeetingInfo", statuses=(400, 401, 404)),
     Operation("updateMeetingInfo", "Replace the co-streaming members", "updateMeetingInfo", lambda s, a, b, c: s.rooms.update_meeting(a, b["id"], b["members"]), "MeetingInfo"),
+    # SPEC 11: the audience calls the mobile clients make (chatroom_id is a room's chat_id, here its id).
+    Operation("getStatistics", "A room's pv, uv, like_count and online_count (counts no visit)", "getStatistics", lambda s, a, b, c: s.rooms.statistics(a, b["chatroom_id"]), "Statistics", statuses=(400, 401, 404)),
+    Operation("sendLikeMessage", "Add likes to a room; answers the room's like total", "sendLikeMessage", lambda s, a, b, c: s.rooms.send_likes(a, b["chatroom_id"], b["user_id"], b["like_count"]), "LikeResponse", statuses=(400, 401, 403, 404)),
+    Operation("muteChatroom", "Mute a room's chat for everyone but the anchor (anchor or admin)", "muteChatroom", _mute(True), "MuteResponse", statuses=(400, 401, 403, 404)),
+    Operation("cancelMuteChatroom", "Unmute a room's chat (anchor or admin)", "cancelMuteChatroom", _mute(False), "MuteResponse", statuses=(400, 401, 403, 404)),
+    Operation("isMuteChatroom", "Whether a room's chat is muted", "isMuteChatroom", lambda s, a, b, c: s.rooms.is_muted(a, b["chatroom_id"]), "MuteResponse", statuses=(400, 401, 404)),
+    # SPEC 12: hand-offs.
+    Operation("getRtcAuthToken", "An RTC auth token for a channel and the caller", "getRtcAuthToken", _rtc_auth_token, "RtcAuthToken", statuses=(400, 401, 403)),
+    Operation("getLiveJumpUrl", "Hand a room to the PC pusher app: an auipusher:// link with a one-time token", "getLiveJumpUrl", _live_jump_url, "LiveJumpUrl", statuses=(400, 401, 403, 404)),
+    Operation("verifyAuthToken", "Trade a hand-off token (once) for a login token", "verifyAuthToken", _verify_auth_token, "VerifyAuthTokenResponse", authenticated=False, statuses=(400, 401)),
     Operation("heartbeat", "A viewer is still watching: online for 30 s more; answers the room's online count", "heartbeat", lambda s, a, b, c: s.rooms.heartbeat(a, b["id"], b["user_id"]), "HeartbeatResponse", statuses=(400, 401, 403, 404), ours=True),
 )  # fmt: skip
 
@@ -147,3 +180,11 @@ def served_operations() -> list[tuple[str, Operation]]:
 def callback_paths() -> list[str]:
     """The paths of the CDN's push callback, v1 and v2."""
     return [f"{prefix}/{CALLBACK_NAME}" for prefix in API_PREFIXES]
+
+
+STORE_WRITES = frozenset({"create", "update", "start", "pause", "stop", "delete", "updateMeetingInfo"})
+"""Calls that write to the room store: they can meet a full disk (507)."""
+STORE_READS = frozenset({"get", "list", "getMeetingInfo", "heartbeat"})
+"""Calls that only read the room store."""
+STORE_FREE = frozenset({"login", "refresh_token", "token"})
+"""Calls that never touch the room store: a database that is down or hung must not hold them up."""

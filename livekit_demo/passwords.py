@@ -26,7 +26,7 @@ __all__ = ["hash_password", "verify_password", "is_password_hash", "unsupported_
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 BROWSER_ITERATIONS = 50_000
-"""PBKDF2 rounds of `hash_password` where hashlib has no scrypt (a browser tab): a quarter second a login on CPython, a few times that in a tab."""
+"""PBKDF2 rounds of `hash_password` where hashlib has no scrypt (a browser tab): a quarter second a login on CPython, a second in Pyodide."""
 
 
 def _pbkdf2_sha256(password: bytes, salt: bytes, iterations: int, dklen: int) -> bytes:

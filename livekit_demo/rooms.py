@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins  # RoomService.list shadows the name inside the class
 import json
 import logging
+import operator
 import secrets
 import threading
 import uuid
@@ -21,19 +22,40 @@ from typing import Any
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
-from .exceptions import BadRequest, Forbidden, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
+from .exceptions import BadRequest, Forbidden, InternalError, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
 from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .presence import Presence
-from .storage.base import RoomStore
+from .storage.base import RoomStats, RoomStore
 from .streams import LINK_STREAM_KINDS, StreamUrls
 from .types import JSONDict, RoomId, UserId
 from .validation import rtc_id_problem
 
-__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS"]
+__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS", "stored_row_problem"]
 
 log = logging.getLogger("livekit_demo.rooms")
 MAX_EVENTS = 100
 """How many accepted stream events a server keeps (SPEC 13)."""
+_KNOWN_STATUSES = frozenset(int(s) for s in RoomStatus)
+_KNOWN_MODES = frozenset(int(m) for m in Mode)
+
+
+def stored_row_problem(record: RoomRecord) -> str | None:
+    """How a stored row breaks the contract (someone wrote it by hand, or another program), or None."""
+    if not record.id:
+        return "it has no id"
+    if int(record.status) not in _KNOWN_STATUSES:
+        return f"its status {int(record.status)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_STATUSES)))})"
+    if int(record.mode) not in _KNOWN_MODES:
+        return f"its mode {int(record.mode)} is none of the contract's ({', '.join(map(str, sorted(_KNOWN_MODES)))})"
+    return None
+
+
+def _refuse_bad_row(record: RoomRecord) -> RoomRecord:
+    """The record, or a 500 for this room alone saying what is wrong with its row."""
+    problem = stored_row_problem(record)
+    if problem is not None:
+        raise InternalError(f"room {record.id!r} is stored in a shape this server cannot serve: {problem}; fix or delete its row")
+    return record
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,8 @@ class Transition:
 
 
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
+_TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
+_read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -140,6 +164,7 @@ class _UUID7:
 
 
 new_room_id = _UUID7()
+_NO_STATS = RoomStats()
 
 
 OnlineSource = Callable[[RoomId], int]
@@ -166,18 +191,19 @@ class _Metrics:
         self._online_sources.append(source)
 
     def online(self, room_id: RoomId) -> int:
-        return sum(source(room_id) for source in self._online_sources)
+        return sum(source(room_id) for source in self._online_sources) if self._online_sources else 0
 
     def visit(self, room_id: RoomId, user_id: UserId) -> None:
         with self._lock:
             self._pv[room_id] = self._pv.get(room_id, 0) + 1
             self._visitors.setdefault(room_id, set()).add(user_id)
 
-    def of(self, room_id: RoomId) -> JSONDict:
+    def of(self, room_id: RoomId, likes: int = 0) -> JSONDict:
+        """The room's `metrics`; `likes` is the store's total (SPEC 11), the rest is counted here."""
         online = self.online(room_id)  # outside our lock: a source has locks of its own
         with self._lock:
             return {
-                "like_count": 0,
+                "like_count": likes,
                 "online_count": online,
                 "pv": self._pv.get(room_id, 0),
                 "uv": len(self._visitors.get(room_id, ())),
@@ -202,6 +228,8 @@ class RoomService:
         self.streams = streams
         self.clock = clock
         self.metrics = _Metrics()
+        self._warned: set[RoomId] = set()  # broken rows already logged, so a list does not log them each time
+        self._warned_lock = threading.Lock()
         self.presence = Presence(clock)  # heartbeating viewers (SPEC 14), one of the online sources
         self.metrics.add_online_source(self.presence)
         self._events: deque[StreamEvent] = deque(maxlen=MAX_EVENTS)
@@ -257,7 +285,7 @@ class RoomService:
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
         self.store.insert(record)
-        return self._room_info(record, anchor, actor, with_push=True, host=host)
+        return self._room_info(record, anchor, actor, with_push=True, host=host, stats=_NO_STATS)
 
     def get(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """The room as `user_id` sees it; counts the visit."""
@@ -273,7 +301,9 @@ class RoomService:
         self.check_acting_as(actor, user_id, "user_id")
         wanted = None if status in (None, -1) else status
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
-        return [self._room_info(r, user_id, actor, host=host) for r in records]
+        records = [r for r in records if self._listable(r)]
+        stats = self.store.stats(r.id for r in records) if records else {}  # one read for the page
+        return [self._room_info(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS)) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
         """The co-streaming members; ``[]`` on a room whose mode is not 1.
@@ -286,6 +316,16 @@ class RoomService:
             return MeetingInfo(members=[])
         return MeetingInfo(members=self._members_out(record))
 
+    def statistics(self, actor: Identity, chatroom_id: str) -> JSONDict:
+        """``{pv, uv, like_count, online_count}``: the room's metrics, without counting a visit."""
+        record = self._find_chat(chatroom_id)
+        return self.metrics.of(record.id, self._stats_of(record.id).likes)
+
+    def is_muted(self, actor: Identity, chatroom_id: str) -> JSONDict:
+        """``{"code": 200, "mute": <bool>}``, for anyone."""
+        record = self._find_chat(chatroom_id)
+        return {"code": 200, "mute": self._stats_of(record.id).muted}
+
     def heartbeat(self, actor: Identity, room_id: RoomId, user_id: UserId) -> JSONDict:
         """`user_id` is still watching: online for the next 30 s; answers the room's online count."""
         self.check_acting_as(actor, user_id, "user_id")
@@ -294,6 +334,29 @@ class RoomService:
         return {"code": 200, "online_count": self.metrics.online(room_id)}
 
     # -- changes -------------------------------------------------------------------------------
+
+    def send_likes(self, actor: Identity, chatroom_id: str, user_id: UserId, count: int) -> JSONDict:
+        """Add `count` likes; ``{"code": 200, "count": <the room's total after this call>}``."""
+        self.check_acting_as(actor, user_id, "user_id")
+        record = self._find_chat(chatroom_id)
+        total = self.store.add_likes(record.id, count)
+        if total is None:
+            raise RoomNotFound(chatroom_id)  # deleted in between
+        return {"code": 200, "count": total}
+
+    def set_muted(self, actor: Identity, chatroom_id: str, muted: bool) -> JSONDict:
+        """Mute or unmute the whole chat (the anchor or an admin); ``{"code": 200, "mute": muted}``."""
+        record = self._find_chat(chatroom_id)
+        self._require_anchor(actor, record, "mute or unmute its chat")
+        if not self.store.set_muted(record.id, muted):
+            raise RoomNotFound(chatroom_id)
+        return {"code": 200, "mute": muted}
+
+    def check_anchor_of(self, actor: Identity, room_id: RoomId, doing: str = "change it") -> RoomRecord:
+        """The room, when `actor` is its anchor or an admin: 404 / 403 (saying what was refused) otherwise."""
+        record = self._find(room_id)
+        self._require_anchor(actor, record, doing)
+        return record
 
     def update(self, actor: Identity, room_id: RoomId, fields: JSONDict, *, host: str = "") -> RoomInfo:
         """Overwrite the fields given non-empty; the others stay (a field cannot be cleared)."""
@@ -335,7 +398,7 @@ class RoomService:
     def delete(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
         """Remove the room; answer it as it was."""
         self.check_acting_as(actor, user_id, "user_id")
-        record = self._find(room_id)
+        record = self._find(room_id, whole=False)  # a broken row may still be deleted by its anchor
         self._require_anchor(actor, record)
         answer = self._room_info(record, user_id, actor, host=host)
         if self.store.delete(room_id) is None:
@@ -435,23 +498,46 @@ class RoomService:
             raise Forbidden(f"{field} {named!r} is not you: your token is for {actor.user_id!r}")
 
     @staticmethod
-    def _require_anchor(actor: Identity, record: RoomRecord) -> None:
+    def _require_anchor(actor: Identity, record: RoomRecord, doing: str = "change it") -> None:
         if record.anchor_id != actor.user_id and not actor.is_admin:
-            raise Forbidden(f"only the room's anchor may change it; {actor.user_id!r} is not its anchor")
+            raise Forbidden(f"only the room's anchor may {doing}; {actor.user_id!r} is not its anchor")
 
     @staticmethod
     def _require_link_mode(record: RoomRecord) -> None:
         if record.mode != Mode.LINK:
             raise ModeConflict(record.mode)
 
-    def _find(self, room_id: RoomId) -> RoomRecord:
+    def _find_chat(self, chatroom_id: str) -> RoomRecord:
+        # A room's chat_id is its id here (create sets it so), so the chatroom is found by id.
+        return self._find(chatroom_id)
+
+    def _stats_of(self, room_id: RoomId) -> RoomStats:
+        return self.store.stats([room_id]).get(room_id, _NO_STATS)
+
+    def _listable(self, record: RoomRecord) -> bool:
+        """Whether a listed row is served; a broken one is skipped (and logged once), the page still answers."""
+        problem = stored_row_problem(record)
+        if problem is None:
+            return True
+        with self._warned_lock:
+            first = record.id not in self._warned
+            if first and len(self._warned) < 10000:
+                self._warned.add(record.id)
+        if first:
+            log.warning("room %r is left out of lists: %s; fix or delete its row", record.id, problem)
+        return False
+
+    def _find(self, room_id: RoomId, *, whole: bool = True) -> RoomRecord:
         record = self.store.get(room_id)
         if record is None:
             raise RoomNotFound(room_id)
-        return record
+        return _refuse_bad_row(record) if whole else record
 
     def _update(self, room_id: RoomId, change: Any) -> RoomRecord:
-        record = self.store.update(room_id, change)
+        def checked(record: RoomRecord) -> RoomRecord:
+            return change(_refuse_bad_row(record))  # the same object back keeps "no change" meaning it
+
+        record = self.store.update(room_id, checked)
         if record is None:
             raise RoomNotFound(room_id)
         return record
@@ -466,24 +552,30 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "") -> RoomInfo:
+    def _room_info(
+        self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "",
+        stats: RoomStats | None = None,
+    ) -> RoomInfo:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
-        info = RoomInfo()
-        for name in ROOMINFO_FIELDS:  # the stored fields the original answers, in its order
-            value = getattr(record, name)
-            if name in _TIME_FIELDS:
-                value = format_time(value)
-            elif name in ("status", "mode"):
-                value = int(value)
-            info[name] = value
+        if stats is None:
+            stats = self._stats_of(record.id)
+        # The stored fields the original answers, in its order, read in one go; then the few that
+        # are not answered as stored are converted in place (which keeps their place in the order).
+        info = RoomInfo(zip(ROOMINFO_FIELDS, _read_stored(record), strict=True))
+        for name in _TIMES_ANSWERED:
+            info[name] = format_time(info[name])
+        info["status"] = int(info["status"])
+        info["mode"] = int(info["mode"])
         info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
             info["push_url_info"] = self.streams.push_info(record.id, host)
         if record.mode == Mode.LINK:
             info["link_info"] = self.streams.link_info(record, viewer, host)
-        info["metrics"] = self.metrics.of(record.id)
-        info["user_status"] = {"mute": False, "mute_source": []}
+        info["metrics"] = self.metrics.of(record.id, stats.likes)
+        # A muted chat silences everyone but the anchor; "group" is the web client's word for the whole chat.
+        muted = stats.muted and viewer != record.anchor_id
+        info["user_status"] = {"mute": True, "mute_source": ["group"]} if muted else {"mute": False, "mute_source": []}
         if record.status == RoomStatus.ENDED:
             info["vod_info"] = {"status": 0, "playlist": []}
         return info

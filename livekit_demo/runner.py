@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
+from .exceptions import SettingsError
 from .serving import DEMO_RULE_WARNING, base_urls, bind_socket, import_uvicorn, is_loopback
 from .settings import Settings
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from .app_server import AppServer
+    from .live_edge import LiveEdge
+    from .rooms import StreamEvent
 
 __all__ = ["ServerHandle", "start_server", "stop_all", "current_server", "running_servers", "was_stopped", "threads_available"]
 
@@ -99,7 +102,8 @@ class ServerHandle:
     """A running (or stopped) AppServer in a daemon thread of this process.
 
     Made by `start_server`. `url` is the base URL to give a client; `app_server` is the
-    `AppServer` itself (its settings, store, clock) for teaching and tests.
+    `AppServer` itself (its settings, store, clock) for teaching and tests; `edge` the running
+    local media edge (`LiveEdge`) when started with ``edge=True``, else None.
     """
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, timeout: float = START_TIMEOUT) -> None:
@@ -109,6 +113,7 @@ class ServerHandle:
         self.host = settings.server.host
         self.port = settings.server.port
         self.app_server: AppServer | None = None
+        self.edge: LiveEdge | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -154,8 +159,18 @@ class ServerHandle:
             _stopped_urls.discard(self.url)
         self.settings = self.settings.replace(server={"host": self.host, "port": self.port})
         self.app_server = app_server
+        self.edge = None
+        if self.settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            try:
+                self.edge = LiveEdge(app_server, bind_host=self.host, http_port=self.port)
+            except BaseException:
+                sock.close()
+                app_server.close()
+                raise
         config = uvicorn.Config(
-            create_app(app_server),
+            create_app(app_server, edge=self.edge),
             log_config=None,  # never touch the notebook's logging
             access_log=False,
             log_level=self.settings.server.log_level,
@@ -268,6 +283,18 @@ class ServerHandle:
         self.stop()
 
     @property
+    def events(self) -> list[StreamEvent]:
+        """The last push-callback events the server accepted (at most 100), oldest first."""
+        return self.app_server.rooms.events if self.app_server is not None else []
+
+    @property
+    def rtmp_url(self) -> str | None:
+        """Where OBS or ffmpeg push (``rtmp://127.0.0.1:PORT/live``; add ``/<room id>?auth_key=...``), or None without an edge."""
+        if self.edge is None or not self.running:
+            return None
+        return f"rtmp://{self.host}:{self.edge.rtmp_port}/{self.edge.app_name}"
+
+    @property
     def storage(self) -> str:
         """The storage type, with the file for TinyDB (database URLs are not shown: they may hold a password)."""
         kind = self.settings.storage.type
@@ -275,7 +302,8 @@ class ServerHandle:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<ServerHandle {self.url} storage={self.settings.storage.type} {state}>"
+        edge = f" edge={self.rtmp_url}" if self.rtmp_url else ""
+        return f"<ServerHandle {self.url} storage={self.settings.storage.type}{edge} {state}>"
 
     def _repr_html_(self) -> str:
         state = "running" if self.running else "stopped"
@@ -298,7 +326,8 @@ class ServerHandle:
             f"<tr><th style='text-align:left'>url</th><td style='text-align:left'>{link}</td></tr>{lan}"
             f"<tr><th style='text-align:left'>storage</th><td style='text-align:left'>{html.escape(self.storage)}</td></tr>"
             f"<tr><th style='text-align:left'>status</th><td style='text-align:left;color:{color}'>{state}</td></tr>"
-            "</table>"
+            + (f"<tr><th style='text-align:left'>RTMP ingest</th><td style='text-align:left'><code>{html.escape(self.rtmp_url)}</code></td></tr>" if self.rtmp_url else "")
+            + "</table>"
         )
 
 
@@ -323,6 +352,7 @@ def start_server(
     clock: Clock | None = None,
     timeout: float = START_TIMEOUT,
     env: Any = None,
+    edge: bool | dict[str, Any] | None = None,
     inprocess: bool | None = None,
     host: str = LOOPBACK,
     **settings: Any,
@@ -338,7 +368,10 @@ def start_server(
     ``os.environ``). The default storage is what settings say: TinyDB ``livekit_demo.json`` in the
     current directory. `port` 0 takes any free port. Earlier servers of this process are stopped
     first unless `keep` is true (see the module docstring). `clock` replaces the system clock
-    (tests: a `FixedClock`). `host` ``"0.0.0.0"`` is LAN mode for a class: phones on the network
+    (tests: a `FixedClock`). `edge=True` also runs the local media edge (SPEC 13) on the server's
+    loop, its RTMP listener on any free port (see `ServerHandle.rtmp_url`); ``edge={...}`` gives
+    `edge` settings (``{"rtmp_port": 1935}`` for OBS's default port).
+    `host` ``"0.0.0.0"`` is LAN mode for a class: phones on the network
     reach the server at `ServerHandle.lan_urls` (printed with the demo-rule warning, and shown with
     a QR code by the handle and the control panel).
 
@@ -352,6 +385,11 @@ def start_server(
     when the port is taken, `TimeoutError` when the server does not answer within `timeout` seconds,
     and the server's own error when it dies while starting.
     """
+    if isinstance(edge, bool):
+        # Like the HTTP port, a notebook's RTMP port is any free one: a second kernel must not collide.
+        settings["edge"] = {"enabled": True, "rtmp_port": 0} if edge else {"enabled": False}
+    elif edge is not None:
+        settings["edge"] = {"enabled": True, **edge}
     built = Settings.build(config_file, env=env, **settings)
     # Loopback unless asked (LAN mode); settings' host and port are the `serve` command's.
     built = built.replace(server={"host": host, "port": port})
@@ -360,6 +398,8 @@ def start_server(
     if inprocess is None:
         inprocess = not threads_available()
     handle: ServerHandle
+    if inprocess and built.edge.enabled:
+        raise SettingsError("edge.enabled", "the local media edge needs sockets and threads, which an in-process server has not")
     if inprocess:
         from .inprocess import InProcessServer
 

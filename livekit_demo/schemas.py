@@ -11,7 +11,7 @@ from .models import MEETING_MEMBER_FIELDS, METRICS_FIELDS, ROOMINFO_FIELDS
 from .types import JSONDict
 from .validation import Field, Schema, rtc_id_problem, shown, user_id_problem
 
-__all__ = ["REQUESTS", "COMPONENTS", "MAX_MEMBERS", "EXTENDS_MAX_BYTES"]
+__all__ = ["REQUESTS", "COMPONENTS", "MAX_MEMBERS", "MAX_LIKES", "EXTENDS_MAX_BYTES"]
 
 MAX_MEMBERS = 16
 EXTENDS_MAX_BYTES = 64 * 1024
@@ -56,6 +56,10 @@ MEETING_MEMBER = Schema(
     ),
     defaults={"user_nick": "", "user_avatar": "", "camera_opened": False, "mic_opened": False, "rtc_pull_url": ""},
 )
+
+_CHATROOM_ID = Field("chatroom_id", "string", required=True, description="the room's chat_id (here its id)", max_length=256)
+_CHATROOM = Schema("ChatroomRequest", (_CHATROOM_ID,))
+MAX_LIKES = 1000
 
 _LOGIN = Schema(
     "LoginRequest",
@@ -126,6 +130,44 @@ REQUESTS: dict[str, Schema] = {
     "stop": _ROOM_AS_USER,
     "delete": _ROOM_AS_USER,
     "getMeetingInfo": Schema("GetMeetingInfoRequest", (_ROOM_ID,)),
+    "getStatistics": Schema("GetStatisticsRequest", (_CHATROOM_ID,)),
+    "sendLikeMessage": Schema(
+        "SendLikeMessageRequest",
+        (
+            _CHATROOM_ID,
+            _user("user_id", "the liking user; must be the token's user unless that user is an admin"),
+            Field("like_count", "integer", required=True, minimum=1, maximum=MAX_LIKES, description="likes in this batch", example=5),
+        ),
+    ),
+    "muteChatroom": _CHATROOM,
+    "cancelMuteChatroom": _CHATROOM,
+    "isMuteChatroom": _CHATROOM,
+    "getRtcAuthToken": Schema(
+        "GetRtcAuthTokenRequest",
+        (
+            Field("room_id", "string", required=True, description="the RTC channel, as given (no room lookup)", check=rtc_id_problem, example="channel1"),
+            _user("user_id", "the user the token is for; defaults to the token's user, and must be it unless that user is an admin", required=False),
+        ),
+    ),
+    "getLiveJumpUrl": Schema(
+        "GetLiveJumpUrlRequest",
+        (
+            _user("user_id", "the anchor handing the room over; must be the token's user unless that user is an admin"),
+            Field("live_id", "string", required=True, description="the room's id", max_length=256),
+            _text("user_name", "the anchor's display name"),
+            Field("version", "string", max_length=64, description="the pusher app's version, passed through"),
+        ),
+    ),
+    "verifyAuthToken": Schema(
+        "VerifyAuthTokenRequest",
+        (
+            _user("user_id", "the user the hand-off token names"),
+            Field("live_id", "string", required=True, description="the room the hand-off token names", max_length=256),
+            _text("user_name", "checked against the token when given"),
+            Field("app_server", "string", required=True, max_length=2048, description="the base URL in the jump URL"),
+            Field("token", "string", required=True, max_length=4096, description="the hand-off token from the jump URL"),
+        ),
+    ),
     "heartbeat": Schema(
         "HeartbeatRequest",
         (_ROOM_ID, _user("user_id", "the watching viewer; must be the token's user unless that user is an admin")),
@@ -216,6 +258,12 @@ COMPONENTS: dict[str, JSONDict] = {
     ),
     "MeetingInfo": _obj({"members": {"type": "array", "items": _ref("MeetingMember")}}),
     "RoomList": {"type": "array", "items": _ref("RoomInfo")},
+    "Statistics": _obj({"pv": _INT, "uv": _INT, "like_count": _INT, "online_count": _INT}),
+    "LikeResponse": _obj({"code": {"type": "integer", "enum": [200]}, "count": _INT}),
+    "MuteResponse": _obj({"code": {"type": "integer", "enum": [200]}, "mute": _BOOL}),
+    "RtcAuthToken": _obj({"auth_token": _STR, "timestamp": _INT}),
+    "LiveJumpUrl": _obj({"live_jump_url": _STR}),
+    "VerifyAuthTokenResponse": _obj({"login_token": _STR}),
     "HeartbeatResponse": _obj({"code": {"type": "integer", "enum": [200]}, "online_count": _INT}),
     "CallbackResponse": _obj({"code": {"type": "integer", "enum": [200]}}),
 }

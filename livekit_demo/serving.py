@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from .exceptions import LivekitDemoError, SettingsError
 from .settings import Settings
+from .storage._dsn import safe_url
 
 __all__ = [
     "serve",
@@ -27,6 +28,7 @@ __all__ = [
     "local_addresses",
     "app_factory",
     "check_workers",
+    "connection_limit",
     "configure_request_log",
 ]
 
@@ -85,7 +87,11 @@ DEMO_RULE_WARNING = (
 
 
 def check_workers(settings: Settings) -> None:
-    """Several processes need a shared database: refuse them on a file or in memory."""
+    """Several processes need a shared database: refuse them on a file or in memory (or with the edge)."""
+    if settings.server.workers > 1 and settings.edge.enabled:
+        raise SettingsError(
+            "server.workers", "the local media edge runs in one process: use 1 worker with --edge (edge.enabled)"
+        )
     if settings.server.workers > 1 and settings.storage.type in _SINGLE_PROCESS_STORES:
         raise SettingsError(
             "server.workers",
@@ -114,14 +120,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings `serve` runs with (the throughput benchmark gives its bare server the same).
 
-    `http` and `loop` stay uvicorn's "auto": httptools and uvloop when installed (the `fast` extra),
-    else h11 and asyncio.
+    `loop` stays uvicorn's "auto": uvloop when installed (the `fast` extra), else asyncio; `http` is
+    uvicorn's own choice (httptools when installed, else h11) with our connection guard on top.
     """
+    from .connection_guard import PROTOCOL
+
     return {
         "log_level": settings.server.log_level,
         # uvicorn's access log would write ?token=... query strings; our api logs requests without them
         "access_log": False,
         "lifespan": "on",
+        # Connection hygiene (see connection_guard): a deadline for whole requests, idle connections
+        # closed to make room, and a bound on requests in flight (more get 503).
+        "http": PROTOCOL,
+        "limit_concurrency": connection_limit(settings.server.max_connections) + 16,
+        "timeout_keep_alive": settings.server.keep_alive,
     }
 
 
@@ -132,8 +145,31 @@ def app_factory() -> Any:
 
     data = json.loads(os.environ[_SETTINGS_ENV])
     settings = Settings.build(env={}, **data)
+    _guard_connections(settings)
     configure_request_log(settings.server.log_level)
-    return create_app(AppServer(settings))
+    from .connection_guard import guard_app
+
+    return guard_app(create_app(AppServer(settings)))
+
+
+def connection_limit(wanted: int) -> int:
+    """`wanted` connections, or fewer so that they fit the open-file limit with room to spare."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Unix
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    # Files, the database's connections, the log: keep a share of descriptors for them.
+    return max(16, min(wanted, soft - max(64, soft // 8)))
+
+
+def _guard_connections(settings: Settings) -> None:
+    from .connection_guard import configure
+
+    configure(read_timeout=settings.server.read_timeout, max_connections=connection_limit(settings.server.max_connections))
 
 
 def configure_request_log(level: str, stream: TextIO | None = None) -> logging.Handler:
@@ -182,11 +218,23 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
         print(f"warning: listening on {host}: {DEMO_RULE_WARNING}", file=out)
     sock = bind_socket(host, settings.server.port)
     port = sock.getsockname()[1]
+    from .connection_guard import guard_app
+
+    _guard_connections(settings)
     config_args = uvicorn_options(settings)
     configure_request_log(settings.server.log_level, out if out is not sys.stdout else None)
     if workers == 1:
         # Open the store before announcing the URL, so a bad database is an error, not a dead server.
-        app = create_app(AppServer(settings))
+        server = AppServer(settings)
+        edge = None
+        if settings.edge.enabled:
+            from .live_edge import LiveEdge
+
+            def announce(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            edge = LiveEdge(server, bind_host=host, http_port=port, announce=announce)
+        app = guard_app(create_app(server, edge=edge))
         _announce(settings, port, out)
         uvicorn.Server(uvicorn.Config(app, **config_args)).run(sockets=[sock])
         return
@@ -201,7 +249,7 @@ def serve(settings: Settings, *, out: TextIO = sys.stdout) -> None:
 
 
 def _announce(settings: Settings, port: int, out: TextIO) -> None:
-    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({_safe_url(settings.storage.url)})"
+    storage = settings.storage.type if settings.storage.type in ("memory", "none") else f"{settings.storage.type} ({safe_url(settings.storage.url)})"
     workers = settings.server.workers
     print(f"livekit_demo AppServer: storage {storage}, {workers} process{'es' if workers > 1 else ''}", file=out)
     urls = base_urls(settings.server.host, port)
@@ -214,13 +262,3 @@ def _announce(settings: Settings, port: int, out: TextIO) -> None:
         print(f"Scan it on a phone ({urls[0]}):", file=out)
         print(qr_code(urls[0]).terminal(), end="", file=out)
     out.flush()
-
-
-def _safe_url(url: str) -> str:
-    """A storage URL or DSN with any password hidden."""
-    if "@" not in url:
-        return url
-    head, _, tail = url.rpartition("@")
-    scheme, sep, creds = head.rpartition("://")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{tail}" if ":" in creds else url

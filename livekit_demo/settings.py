@@ -120,9 +120,16 @@ class StorageSettings:
 
     type: str = "tinydb"
     url: str = "livekit_demo.json"
+    # SQL databases only (seconds): how long to wait for a connection to open, for an answer to a
+    # query, and for a free pooled connection. Past them a request gets 503 with Retry-After.
+    connect_timeout: int = 5
+    read_timeout: int = 10
+    pool_timeout: int = 5
 
     def _check(self) -> None:
         _require(self.type in STORAGE_TYPES, "storage.type", f"must be one of {', '.join(STORAGE_TYPES)}")
+        for key in ("connect_timeout", "read_timeout", "pool_timeout"):
+            _require(getattr(self, key) > 0, f"storage.{key}", "must be a positive number of seconds")
         needs_url = self.type not in ("memory", "none")
         _require(not needs_url or bool(self.url), "storage.url", f"is needed for storage type {self.type!r}")
 
@@ -181,9 +188,16 @@ class ServerSettings:
     max_body: int = 1048576
     workers: int = 1
     log_level: str = "warning"
+    # `serve` only: open connections per process (fewer when the open-file limit is lower), seconds
+    # a kept-alive connection may idle, and seconds a client has to send a whole request.
+    max_connections: int = 1000
+    keep_alive: int = 5
+    read_timeout: int = 20
 
     def _check(self) -> None:
         _require(0 <= self.port <= 65535, "server.port", "must be between 0 and 65535")
+        for key in ("max_connections", "keep_alive", "read_timeout"):
+            _require(getattr(self, key) > 0, f"server.{key}", "must be a positive number")
         _require(self.max_body > 0, "server.max_body", "must be a positive number of bytes")
         _require(self.workers >= 1, "server.workers", "must be at least 1")
         levels = ("critical", "error", "warning", "info", "debug")
@@ -336,11 +350,15 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError("config_file", f"cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError("config_file", f"{file} is not UTF-8 text (byte {exc.start})") from None
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
             data = _yaml().safe_load(text)
         else:
             data = json.loads(text)
+    except RecursionError:
+        raise SettingsError("config_file", f"{file} does not parse: it is nested too deeply") from None
     except Exception as exc:  # the parsers' own errors name line and column
         raise SettingsError("config_file", f"{file} does not parse: {exc}") from None
     if data is None:
@@ -435,7 +453,19 @@ def _check_type(key: str, value: Any, kind: Any) -> None:
     else:  # pragma: no cover - every field has one of the kinds above
         ok = True
     if not ok:
-        raise SettingsError(key, f"must be {_describe(kind)}, not {type(value).__name__} {value!r}")
+        # A value under a secret-looking key is never echoed: a mistyped password is still a password.
+        shown = "(value hidden)" if _is_secret_key(key) else _short(value)
+        raise SettingsError(key, f"must be {_describe(kind)}, not {type(value).__name__} {shown}")
+
+
+def _is_secret_key(key: str) -> bool:
+    name = key.rsplit(".", 1)[-1]
+    return name.endswith(("key", "secret", "sign", "password")) or name == "users" or key.startswith(("auth.users", "storage.url"))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _describe(kind: Any) -> str:

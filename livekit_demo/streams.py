@@ -15,6 +15,7 @@ placeholders, the RTMP, FLV and HLS URLs point at the edge, on the host the call
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .clock import Clock
 from .models import Mode, RoomRecord
@@ -58,6 +59,10 @@ class StreamUrls:
         self.live_mic = live_mic
         self.clock = clock
         self.edge: EdgeAddress | None = None  # set while a local edge runs (the wiring does)
+        # URLs made within the current second for the current settings and edge: a URL depends on
+        # nothing else but the caller's host (in the key), as its expiry is the second plus a fixed
+        # TTL; so within that second it is reused.
+        self._made: tuple[tuple[Any, ...], dict[tuple[str, ...], Any]] = ((-1,), {})
 
     @property
     def at_edge(self) -> bool:
@@ -71,19 +76,19 @@ class StreamUrls:
 
     def push_info(self, room_id: RoomId, host: str = "") -> JSONDict:
         """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`); `host`: the one the caller reached us at."""
-        ls = self.live_stream
-        exp = self.clock.timestamp() + ls.auth_expires
-        uri = f"/{ls.app_name}/{room_id}"
-        return {
-            "rtmp_url": sign_url(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}", ls.push_auth_key, exp),
-            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
-        }
+        now = self.clock.timestamp()
+        made = self._made_in(now)
+        key = ("push", room_id, host)
+        urls = made.get(key)
+        if urls is None:
+            urls = made[key] = self._push(room_id, now + self.live_stream.auth_expires, host)
+        return dict(urls)  # a copy: the caller may change its answer, not ours
 
     def pull_info(self, room_id: RoomId, host: str = "") -> JSONDict:
         """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`)."""
         ls = self.live_stream
-        return self._pull(ls.app_name, room_id, self.clock.timestamp() + ls.auth_expires, host)
+        now = self.clock.timestamp()
+        return dict(self._pull_made(self._made_in(now), ls.app_name, room_id, now + ls.auth_expires, host))
 
     def player_url(self, room_id: RoomId, host: str = "") -> str | None:
         """The signed fragmented-MP4 URL the local edge serves a browser's `<video>`, or None without an edge."""
@@ -100,16 +105,18 @@ class StreamUrls:
         if record.mode != Mode.LINK:
             raise ValueError(f"link_info is for mode 1 rooms; room {record.id!r} has mode {int(record.mode)}")
         now = self.clock.timestamp()
+        made = self._made_in(now)
         stream = link_stream_name(self.live_mic.app_id, record.meeting_id, record.anchor_id)
         return {
-            "cdn_pull_info": self._pull(LINK_CDN_APP, stream, now + LINK_TTL, host),
-            "rtc_push_url": self._rtc("push", record.meeting_id, viewer_id, now + LINK_TTL),
-            "rtc_pull_url": self._rtc("play", record.meeting_id, viewer_id, now + LINK_TTL),
+            "cdn_pull_info": dict(self._pull_made(made, LINK_CDN_APP, stream, now + LINK_TTL, host)),
+            "rtc_push_url": self._rtc_made(made, "push", record.meeting_id, viewer_id, now + LINK_TTL),
+            "rtc_pull_url": self._rtc_made(made, "play", record.meeting_id, viewer_id, now + LINK_TTL),
         }
 
     def member_pull_url(self, meeting_id: str, user_id: UserId) -> str:
         """The RTC play URL of a meeting member, supplied when the client left `rtc_pull_url` empty."""
-        return self._rtc("play", meeting_id, user_id, self.clock.timestamp() + LINK_TTL)
+        now = self.clock.timestamp()
+        return self._rtc_made(self._made_in(now), "play", meeting_id, user_id, now + LINK_TTL)
 
     def explain(self, url: str) -> UrlExplanation:
         """`signing.explain_url` with the key these settings sign that URL's host with, at the clock's time."""
@@ -130,6 +137,38 @@ class StreamUrls:
             tried = [explain_url(url, k, now=now) for k in (ls.pull_auth_key, ls.push_auth_key) if k]
             return next((e for e in tried if e.signature_valid), tried[0] if tried else unkeyed)
         return unkeyed
+
+    def _made_in(self, now: int) -> dict[tuple[str, ...], Any]:
+        """The URLs made in second `now` under the current settings and edge (a new, empty table when any changed)."""
+        stamp, made = self._made
+        if stamp != (now, self.live_stream, self.live_mic, self.edge):
+            made = {}
+            # One assignment: a thread still holding the old table fills that one, never this.
+            self._made = ((now, self.live_stream, self.live_mic, self.edge), made)
+        return made
+
+    def _pull_made(self, made: dict[tuple[str, ...], Any], app: str, stream: str, exp: int, host: str) -> JSONDict:
+        key = ("pull", app, stream, str(exp), host)  # the two TTLs (CDN, link) may name one stream
+        urls = made.get(key)
+        if urls is None:
+            urls = made[key] = self._pull(app, stream, exp, host)
+        return urls
+
+    def _rtc_made(self, made: dict[tuple[str, ...], Any], direction: str, channel: str, user_id: UserId, timestamp: int) -> str:
+        key = ("rtc", direction, channel, user_id)
+        url = made.get(key)
+        if url is None:
+            url = made[key] = self._rtc(direction, channel, user_id, timestamp)
+        return url
+
+    def _push(self, room_id: RoomId, exp: int, host: str) -> JSONDict:
+        ls = self.live_stream
+        uri = f"/{ls.app_name}/{room_id}"
+        return {
+            "rtmp_url": sign_url(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}", ls.push_auth_key, exp),
+            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
+            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
+        }
 
     def _pull(self, app: str, stream: str, exp: int, host: str = "") -> JSONDict:
         ls = self.live_stream

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import jwt
@@ -428,6 +430,140 @@ def test_a_co_streaming_anchor_must_follow_the_rtc_rule(api: Api) -> None:
     assert body["details"][0]["field"] == "anchor"
 
 
+# -- SPEC 11: the audience calls --------------------------------------------------------------
+
+
+def test_likes_add_up_in_metrics_and_statistics_without_counting_a_visit(api: Api) -> None:
+    room = api.create()
+    chat = {"chatroom_id": room["chat_id"]}
+    assert room["chat_id"] == room["id"]
+    assert api.ok("getStatistics", chat, "bob") == {"pv": 0, "uv": 0, "like_count": 0, "online_count": 0}
+    assert api.ok("sendLikeMessage", chat | {"user_id": "bob", "like_count": 5}, "bob") == {"code": 200, "count": 5}
+    assert api.ok("sendLikeMessage", chat | {"user_id": "carl", "like_count": 1000}, "carl", version=2) == {"code": 200, "count": 1005}
+    assert api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["metrics"] == {"like_count": 1005, "online_count": 0, "pv": 1, "uv": 1}
+    assert api.ok("getStatistics", chat, version=2) == {"pv": 1, "uv": 1, "like_count": 1005, "online_count": 0}
+    assert api.ok("list", {"user_id": "ann", "page_num": 1, "page_size": 5})[0]["metrics"]["like_count"] == 1005
+    assert api.stored()[0] == api.server.store.get(room["id"]).to_row()  # type: ignore[union-attr]
+    assert "1005" not in json.dumps(api.stored())  # likes live beside the room, never in its record
+
+
+def test_like_rules(api: Api) -> None:
+    room = api.create()
+    chat = {"chatroom_id": room["id"]}
+    for count in (0, 1001, "5", 1.0, True):
+        body = assert_error(api.call("sendLikeMessage", chat | {"user_id": "bob", "like_count": count}, "bob"), 400)
+        assert body["details"][0]["field"] == "like_count"
+    assert_error(api.call("sendLikeMessage", {"user_id": "bob", "like_count": 1}, "bob"), 400, "chatroom_id")
+    assert_error(api.call("sendLikeMessage", chat | {"user_id": "ann", "like_count": 1}, "bob"), 403, "not you")
+    assert_error(api.call("sendLikeMessage", {"chatroom_id": "nope", "user_id": "bob", "like_count": 1}, "bob"), 404, "nope")
+    assert_error(api.call("sendLikeMessage", chat | {"user_id": "bob", "like_count": 1}, None), 401)
+    assert_error(api.call("getStatistics", {"chatroom_id": "nope"}), 404, "nope")
+    assert api.ok("getStatistics", chat)["like_count"] == 0  # nothing refused was counted
+
+
+def test_muting_the_chat_mutes_everyone_but_the_anchor(api: Api) -> None:
+    room = api.create()
+    other = api.create()
+    chat = {"chatroom_id": room["id"]}
+    unmuted = {"mute": False, "mute_source": []}
+    assert api.ok("isMuteChatroom", chat, "bob") == {"code": 200, "mute": False}
+    assert_error(api.call("muteChatroom", chat, "bob"), 403, "anchor")
+    assert api.ok("muteChatroom", chat) == {"code": 200, "mute": True}
+    assert api.ok("isMuteChatroom", chat, "bob", version=2) == {"code": 200, "mute": True}
+    assert api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["user_status"] == {"mute": True, "mute_source": ["group"]}
+    assert api.ok("get", {"id": room["id"], "user_id": "ann"})["user_status"] == unmuted  # the anchor still speaks
+    listed = {r["id"]: r["user_status"] for r in api.ok("list", {"user_id": "bob", "page_num": 1, "page_size": 5}, "bob")}
+    assert listed == {room["id"]: {"mute": True, "mute_source": ["group"]}, other["id"]: unmuted}
+    api.token("boss", "s3cret-admin")
+    assert api.ok("cancelMuteChatroom", chat, "boss") == {"code": 200, "mute": False}  # an admin may
+    assert api.ok("get", {"id": room["id"], "user_id": "bob"}, "bob")["user_status"] == unmuted
+    assert_error(api.call("cancelMuteChatroom", {"chatroom_id": "nope"}), 404)
+    assert_error(api.call("isMuteChatroom", {}), 400, "chatroom_id")
+
+
+def test_likes_and_mute_survive_a_restart_and_go_with_the_room(tmp_path: Path) -> None:
+    data = str(tmp_path / "rooms.json")
+    first = Api(storage=data)
+    room = first.create()
+    first.ok("sendLikeMessage", {"chatroom_id": room["id"], "user_id": "bob", "like_count": 7}, "bob")
+    first.ok("muteChatroom", {"chatroom_id": room["id"]})
+    first.server.close()
+    again = Api(storage=data)
+    try:
+        assert again.ok("getStatistics", {"chatroom_id": room["id"]})["like_count"] == 7
+        assert again.ok("isMuteChatroom", {"chatroom_id": room["id"]})["mute"] is True
+        again.ok("delete", {"id": room["id"], "user_id": "ann"})
+        assert again.server.store.stats([room["id"]]) == {}
+    finally:
+        again.server.close()
+
+
+# -- SPEC 12: hand-offs ------------------------------------------------------------------------
+
+
+def test_rtc_auth_token_is_the_sha256_of_the_rtc_keys(api: Api) -> None:
+    mic = api.server.settings.live_mic
+    answer = api.ok("getRtcAuthToken", {"room_id": "channel_1"}, "bob")
+    ts = api.clock.timestamp() + 86400
+    expected = hashlib.sha256(f"{mic.app_id}{mic.app_key}channel_1bob{ts}".encode()).hexdigest()
+    assert answer == {"auth_token": expected, "timestamp": ts}
+    assert api.ok("getRtcAuthToken", {"room_id": "channel_1", "user_id": "bob"}, "bob", version=2) == answer
+    assert_error(api.call("getRtcAuthToken", {"room_id": "channel_1", "user_id": "ann"}, "bob"), 403, "not you")
+    assert_error(api.call("getRtcAuthToken", {"room_id": "bad channel!"}, "bob"), 400, "A-Z")
+    assert_error(api.call("getRtcAuthToken", {}, "bob"), 400, "room_id")
+
+
+def _jump(api: Api, room_id: str, **extra: str) -> dict[str, str]:
+    url = api.ok("getLiveJumpUrl", {"user_id": "ann", "live_id": room_id} | extra)["live_jump_url"]
+    scheme, rest = url.split("?", 1)
+    assert scheme == "auipusher://page/live-room"
+    return dict(parse_qsl(rest, keep_blank_values=True))
+
+
+def test_a_live_jump_url_hands_the_room_to_the_pusher_app_once(api: Api) -> None:
+    room = api.create()
+    url = api.ok("getLiveJumpUrl", {"user_id": "ann", "live_id": room["id"], "user_name": "Ann Lee", "version": "1.2"})["live_jump_url"]
+    assert "user_name=Ann%20Lee" in url and f"app_server={quote(api.base_url, safe='')}&" in url and url.endswith("&version=1.2")
+    query = _jump(api, room["id"], user_name="Ann Lee")
+    assert (query["app_server"], query["user_id"], query["live_id"], query["user_name"]) == (api.base_url, "ann", room["id"], "Ann Lee")
+    claims = jwt.decode(query["token"], options={"verify_signature": False})
+    assert {"user_id", "live_id", "user_name", "app_server", "exp", "jti"} <= set(claims)
+    assert claims["exp"] == api.clock.timestamp() + 3600 and len(claims["jti"]) >= 16
+    # Not a login token.
+    assert_error(api.call("get", {"id": room["id"], "user_id": "ann"}, None, headers={"Authorization": f"Bearer {query['token']}"}), 401, "hand-off")
+    trade = {"user_id": "ann", "live_id": room["id"], "app_server": api.base_url, "token": query["token"]}
+    # Refused verifies (no Authorization needed) do not use the token up.
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"user_id": "bob"}), 401, "user_id")
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"live_id": "other"}), 401, "live_id")
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"user_name": "Someone"}), 401, "user_name")
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"token": query["token"][:-3] + "AAA"}), 401, "signature")
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade | {"token": api.token("ann")}), 401, "hand-off")
+    answer = api.http.post("/api/v2/live/verifyAuthToken", json=trade | {"user_name": "Ann Lee"})
+    assert answer.status_code == 200 and set(answer.json()) == {"login_token"}
+    login = answer.json()["login_token"]
+    assert api.ok("get", {"id": room["id"], "user_id": "ann"}, None, headers={"Authorization": f"Bearer {login}"})["id"] == room["id"]
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade), 401, "traded already")
+
+
+def test_a_hand_off_token_expires_after_an_hour(api: Api) -> None:
+    room = api.create()
+    query = _jump(api, room["id"])
+    api.clock.advance(3600)
+    trade = {"user_id": "ann", "live_id": room["id"], "app_server": query["app_server"], "token": query["token"]}
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json=trade), 401, "expired")
+
+
+def test_only_the_anchor_may_hand_a_room_over(api: Api) -> None:
+    room = api.create()
+    assert_error(api.call("getLiveJumpUrl", {"user_id": "bob", "live_id": room["id"]}, "bob"), 403, "anchor")
+    assert_error(api.call("getLiveJumpUrl", {"user_id": "ann", "live_id": room["id"]}, "bob"), 403, "not you")
+    assert_error(api.call("getLiveJumpUrl", {"user_id": "ann", "live_id": "nope"}), 404, "nope")
+    assert_error(api.call("getLiveJumpUrl", {"live_id": room["id"]}), 400, "user_id")
+    assert_error(api.http.post(f"{API}/verifyAuthToken", json={"user_id": "ann"}), 400, "live_id")
+    api.token("boss", "s3cret-admin")
+    assert "token=" in api.ok("getLiveJumpUrl", {"user_id": "ann", "live_id": room["id"]}, "boss")["live_jump_url"]
+
+
 # -- the status table: each bad request gets its answer and changes nothing ----------------------
 
 
@@ -561,7 +697,8 @@ def test_repeated_slashes_in_a_path_are_answered_as_single(api: Api) -> None:
 def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
     doc = api.http.get("/openapi.json").json()
     assert doc == api.http.get("/swagger.json").json()
-    names = ["login", "refresh_token", "token", "create", "get", "list", "update", "start", "pause", "stop", "delete", "getMeetingInfo", "updateMeetingInfo"]
+    names = ["login", "refresh_token", "token", "create", "get", "list", "update", "start", "pause", "stop", "delete", "getMeetingInfo", "updateMeetingInfo",
+             "getStatistics", "sendLikeMessage", "muteChatroom", "cancelMuteChatroom", "isMuteChatroom", "getRtcAuthToken", "getLiveJumpUrl", "verifyAuthToken"]  # fmt: skip
     for version in (1, 2):
         for name in names:
             op = doc["paths"][f"/api/v{version}/live/{name}"]["post"]
@@ -571,6 +708,12 @@ def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
     assert {"400", "401", "403", "404", "409", "413", "415"} <= set(start)
     assert doc["paths"]["/api/v2/live/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("TokenV2Response")
     assert "429" in doc["paths"]["/login"]["post"]["responses"]
+    assert set(doc["paths"][f"{API}/getMeetingInfo"]["post"]["responses"]) == {"200", "400", "401", "404", "413", "415", "500"}  # no 409
+    assert {"403", "404"} <= set(doc["paths"][f"{API}/sendLikeMessage"]["post"]["responses"])
+    assert {"403", "404"} <= set(doc["paths"][f"{API}/muteChatroom"]["post"]["responses"])
+    assert "403" not in doc["paths"][f"{API}/isMuteChatroom"]["post"]["responses"]
+    verify = doc["paths"]["/api/v2/live/verifyAuthToken"]["post"]
+    assert "security" not in verify and set(verify["responses"]) == {"200", "400", "401", "413", "415", "500"}
     # refresh needs no body, but a body it is sent still meets the size limit and the Content-Type check
     token = api.token("ann")
     refresh = api.http.post(f"{API}/refresh_token", content="x", headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})

@@ -235,6 +235,8 @@ def test_a_background_run_stops_when_told(room: Room) -> None:
     samples: list[Sample] = []
     audience.on_sample(samples.append)
     audience.on_sample(lambda sample: 1 / 0)  # a broken listener is logged, not fatal
+    with pytest.raises(RuntimeError, match="not been started"):
+        audience.wait()
     audience.start()
     assert audience.running
     audience.stop()
@@ -253,3 +255,25 @@ def test_a_client_given_reads_the_counters_as_its_user_and_stays_open(room: Room
         assert ann.get(room.id)["metrics"]["uv"] == 6  # the client still works, and ann is a sixth visitor
     rows = audience.rows()
     assert rows[0] == {"t": 0.0, "pv": 0, "uv": 0, "likes": 0, "online": 0, "present": 0, "sent_likes": 0}
+
+
+def test_an_in_process_server_is_reached_through_its_own_transport() -> None:
+    clock = FixedClock(START)
+    server = start_server(storage="memory", env={}, keep=True, clock=clock, inprocess=True)
+    try:
+        assert server.url.startswith("inprocess://")
+        with livekit_demo.connect(server, username="ann") as ann:
+            room_id = ann.start(ann.create("In a tab")["id"])["id"]
+        audience = simulate(server, room_id, viewers=6, duration=30, clock=clock)
+        assert audience.error is None and audience.timeline[-1].uv == 6
+        assert audience.timeline[-1].online == expected_online(audience.steps, 30.0)
+    finally:
+        server.stop()
+
+
+def test_without_threads_a_background_run_says_to_block(room: Room, monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo import audience as module
+
+    monkeypatch.setattr(module, "threads_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"run\(\), which blocks"):
+        Audience(room.server, room.id, clock=room.clock).start()

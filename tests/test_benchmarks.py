@@ -45,7 +45,7 @@ def test_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     result = json.loads(out.read_text())
     assert result["meta"]["load_generator"] == generator
     # Both sides run with what `serve` runs with (one process: serve passes no `workers`).
-    assert result["meta"]["uvicorn_settings"] == {"access_log": False, "log_level": "warning", "lifespan": "on"}
+    assert {k: result["meta"]["uvicorn_settings"][k] for k in ("access_log", "log_level", "lifespan")} == {"access_log": False, "log_level": "warning", "lifespan": "on"}
     assert result["meta"]["uvicorn_settings"] == uvicorn_options(Settings.build(env={}))
     # Ours is the command users type, on memory storage.
     assert result["meta"]["commands"]["default/app"][-7:] == ["serve", "--storage", "memory", "--host", "127.0.0.1", "--port", "0"]
@@ -171,3 +171,18 @@ def test_scaling_reports_an_unreachable_database(tmp_path: Path, monkeypatch: py
     result = json.loads(out.read_text())
     assert result["stores"] == {} and "mysql" in result["skipped"]
     assert "mysql: skipped" in capsys.readouterr().out
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_edge_fanout_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_harness import require_media
+
+    require_media()
+    out = tmp_path / "edge.json"
+    assert _load("edge_fanout").main(["--quick", "--json", str(out)]) == 0
+    assert "edge_cpu_per_viewer_pct" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["viewers"] == 3 and result["viewers_cut_early"] == 0 and result["publisher_kept_running"]
+    assert result["lag_max_s"] is not None  # every viewer received video after its warm-up
+    assert result["received_mbit_s_median"] > 0

@@ -94,6 +94,15 @@ def test_the_secret_file_is_made_without_os_link(monkeypatch: pytest.MonkeyPatch
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
 
+def test_a_file_system_refusing_hard_links_gets_the_secret_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def link(source: object, target: object) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "link", link)
+    path = tmp_path / "rooms.json.secret"
+    assert load_or_create_secret(path, lambda: "made") == "made" == path.read_text()
+
+
 def test_without_os_link_a_taken_name_keeps_the_winners_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delattr(os, "link")
     path = tmp_path / "rooms.json.secret"

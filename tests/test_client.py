@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -95,6 +96,37 @@ def test_meeting_calls(ann: AppServerClient) -> None:
     assert all(m["rtc_pull_url"].startswith("artc://") for m in answer["members"])
     assert ann.get_meeting_info(room["id"]) == answer
     assert ann.update_meeting_info(room["id"], []) == {"members": []}
+
+
+def test_audience_calls(ann: AppServerClient, bob: AppServerClient) -> None:
+    room = ann.create("likes")
+    chat = room["chat_id"]
+    assert bob.send_like_message(chat, 3) == {"code": 200, "count": 3}
+    assert ann.send_like_message(chat) == {"code": 200, "count": 4}
+    assert bob.get_statistics(chat) == {"pv": 0, "uv": 0, "like_count": 4, "online_count": 0}
+    assert ann.mute_chatroom(chat) == {"code": 200, "mute": True}
+    assert bob.is_mute_chatroom(chat) == {"code": 200, "mute": True}
+    assert bob.get(room["id"])["user_status"] == {"mute": True, "mute_source": ["group"]}
+    with pytest.raises(ApiError) as refused:
+        bob.cancel_mute_chatroom(chat)
+    assert refused.value.status == 403
+    assert ann.cancel_mute_chatroom(chat) == {"code": 200, "mute": False}
+
+
+def test_hand_off_calls(ann: AppServerClient, server: ServerHandle) -> None:
+    room = ann.create("hand-off")
+    rtc = ann.get_rtc_auth_token("channel_1")
+    assert set(rtc) == {"auth_token", "timestamp"} and len(rtc["auth_token"]) == 64
+    url = ann.get_live_jump_url(room["id"], user_name="Ann", version="2")["live_jump_url"]
+    query = dict(parse_qsl(url.split("?", 1)[1]))
+    assert query["app_server"] == server.url and query["version"] == "2"
+    with connect(server.url, login=False) as pusher:  # the PC pusher app has no login of its own
+        trade = {"user_id": "ann", "live_id": room["id"], "app_server": query["app_server"]}
+        login = pusher.verify_auth_token(query["token"], **trade)["login_token"]
+        assert pusher.raw("/api/v1/live/get", {"id": room["id"], "user_id": "ann"}, headers={"Authorization": f"Bearer {login}"}).status_code == 200
+        with pytest.raises(ApiError) as again:
+            pusher.verify_auth_token(query["token"], **trade)
+        assert again.value.status == 401 and "traded already" in again.value.message
 
 
 def test_im_tokens(ann: AppServerClient) -> None:
@@ -229,6 +261,17 @@ def test_calls_work_inside_a_running_event_loop(server: ServerHandle) -> None:
 def test_package_exports_connect_and_errors() -> None:
     assert livekit_demo.connect is connect and livekit_demo.ApiError is ApiError
     assert livekit_demo.AppServerClient is AppServerClient
+
+
+def test_heartbeat_counts_the_caller_online_and_names_it(ann: AppServerClient, bob: AppServerClient) -> None:
+    room = ann.create("Presence")["id"]
+    assert bob.heartbeat(room) == {"code": 200, "online_count": 1}
+    assert ann.heartbeat(room)["online_count"] == 2
+    with pytest.raises(ApiError) as refused:
+        bob.heartbeat(room, user_id="ann")
+    assert refused.value.status == 403
+    sent = ann.raw("/api/v2/live/heartbeat", {"id": room, "user_id": "ann"})
+    assert sent.json() == {"code": 200, "online_count": 2}
 
 
 def test_a_client_of_a_stopped_server_says_so_in_one_line() -> None:

@@ -46,7 +46,10 @@ Rewrite = Callable[[str, int, Any], "tuple[int, Any]"]
 
 
 class Breaker:
-    """ASGI middleware that passes JSON answers through `rewrite(path, status, data) -> (status, data)`."""
+    """ASGI middleware that passes JSON answers through `rewrite(path, status, data) -> (status, data)`.
+
+    A rewrite with a true `wants_text` attribute also gets the other answers, as text.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -71,7 +74,9 @@ class Breaker:
             try:
                 data = json.loads(body)
             except ValueError:
-                pass
+                if getattr(rewrite, "wants_text", False):
+                    status, text = rewrite(scope["path"], status, body.decode())
+                    body = text.encode()
             else:
                 status, data = rewrite(scope["path"], status, data)
                 body = json.dumps(data).encode()
@@ -381,6 +386,133 @@ def test_a_stricter_rule_failure_is_labelled_so(server: ThreadServer, breaker: B
     assert report.counts["stricter_fail"] == report.counts["fail"] >= 1
     assert "our stricter rule" in report.format_table() and "our stricter rules" in report.summary()
     assert all(r.outcome == "pass" for r in report.results if r.id.startswith("lifecycle."))
+
+
+# -- broken servers for the calls the real clients make beyond rooms (each run only its group) ----------
+
+
+def _not_served(name: str) -> Rewrite:
+    def rewrite(path: str, status: int, data: Any) -> tuple[int, Any]:
+        if path.endswith(f"/{name}"):
+            return 404, {"code": 404, "message": f"no such path: {path}", "details": None}
+        return status, data
+
+    return rewrite
+
+
+def _root_with_trailing_slash(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path == "/" and isinstance(data, str):
+        return status, re.sub(r"(http://\S+)", r"\1/", data)
+    return status, data
+
+
+_root_with_trailing_slash.wants_text = True  # type: ignore[attr-defined]
+
+
+def _double_slash_404(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if "//" in path:  # the raw path, as a router that does not clean paths sees it
+        return 404, {"code": 404, "message": f"no such path: {path}", "details": None}
+    return status, data
+
+
+def _meeting_409_on_mode0(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/getMeetingInfo") and data == {"members": []}:
+        return 409, {"code": 409, "message": "unsupported live mode: 0", "details": None}
+    return status, data
+
+
+def _likes_not_kept(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/sendLikeMessage") and status == 200:
+        data["count"] = 1
+    _room_infos(data, lambda info: info.get("metrics", {}).update(like_count=0))
+    return status, data
+
+
+def _mute_not_in_user_status(path: str, status: int, data: Any) -> tuple[int, Any]:
+    _room_infos(data, lambda info: info.update(user_status={"mute": False, "mute_source": []}))
+    return status, data
+
+
+def _statistics_off_metrics(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/getStatistics") and status == 200:
+        data["pv"] += 1
+    return status, data
+
+
+def _anyone_mutes(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/muteChatroom") and status == 403:
+        return 200, {"code": 200, "mute": True}
+    return status, data
+
+
+def _hand_off_as_login(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if status == 401 and "hand-off" in str(data.get("message", "")):
+        return 200, {}
+    return status, data
+
+
+def _trade_twice(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/verifyAuthToken") and status == 401 and "already" in str(data.get("message", "")):
+        return 200, {"login_token": "x"}
+    return status, data
+
+
+def _verify_null(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/verifyAuthToken") and status == 401:
+        return 200, {"login_token": None}  # the reference's answer to a token that did not verify
+    return status, data
+
+
+def _jump_url_slash(path: str, status: int, data: Any) -> tuple[int, Any]:
+    if path.endswith("/getLiveJumpUrl") and status == 200:
+        data["live_jump_url"] = data["live_jump_url"].replace("&token=", "%2F&token=", 1)  # app_server comes first
+    return status, data
+
+
+CLIENT_BREAKS: list[tuple[str, Rewrite, str, str, str]] = [
+    # name, rewrite, the checks run, the check meant to catch it, words its message must carry
+    ("GET / names a base URL ending in /", _root_with_trailing_slash, "baseurl.*", "baseurl.root_without_trailing_slash", "without a trailing slash"),
+    ("//api/... is a 404", _double_slash_404, "baseurl.*", "baseurl.repeated_slashes", "HTTP 404"),
+    ("getMeetingInfo on mode 0 is a 409", _meeting_409_on_mode0, "meeting.*", "meeting.get_on_mode0_empty", "HTTP 409"),
+    ("no getStatistics", _not_served("getStatistics"), "audience.*", "audience.statistics", "HTTP 404"),
+    ("getStatistics off get's metrics", _statistics_off_metrics, "audience.*", "audience.statistics", "the same pv"),
+    ("no sendLikeMessage", _not_served("sendLikeMessage"), "audience.*", "audience.likes_add_up", "HTTP 404"),
+    ("likes not kept", _likes_not_kept, "audience.*", "audience.likes_add_up", "counts 3 then 5"),
+    ("no muteChatroom", _not_served("muteChatroom"), "audience.*", "audience.mute_follows_user_status", "HTTP 404"),
+    ("no cancelMuteChatroom", _not_served("cancelMuteChatroom"), "audience.*", "audience.mute_follows_user_status", "HTTP 404"),
+    ("no isMuteChatroom", _not_served("isMuteChatroom"), "audience.*", "audience.mute_follows_user_status", "HTTP 404"),
+    ("user_status ignores the mute", _mute_not_in_user_status, "audience.*", "audience.mute_follows_user_status", "mute_source"),
+    ("anyone mutes", _anyone_mutes, "audience.*", "audience.mute_only_by_the_anchor", "HTTP 403"),
+    ("no getRtcAuthToken", _not_served("getRtcAuthToken"), "handoff.*", "handoff.rtc_auth_token", "HTTP 404"),
+    ("no getLiveJumpUrl", _not_served("getLiveJumpUrl"), "handoff.*", "handoff.jump_url", "HTTP 404"),
+    ("app_server with a trailing slash", _jump_url_slash, "handoff.*", "handoff.jump_url", "app_server="),
+    ("no verifyAuthToken", _not_served("verifyAuthToken"), "handoff.*", "handoff.verify_trades_once", "HTTP 404"),
+    ("a hand-off token traded twice", _trade_twice, "handoff.*", "handoff.verify_trades_once", "traded already"),
+    ("a refused verify answered 200 null", _verify_null, "handoff.*", "handoff.refused_verify_keeps_the_token", "HTTP 401"),
+    ("a hand-off token logs in", _hand_off_as_login, "handoff.*", "handoff.not_a_login_token", "HTTP 401"),
+]
+
+
+@pytest.mark.parametrize(("name", "rewrite", "only", "check_id", "words"), CLIENT_BREAKS, ids=[b[0] for b in CLIENT_BREAKS])
+def test_a_server_lacking_a_client_call_is_caught_by_its_check(
+    server: ThreadServer, breaker: Breaker, keys: Settings, name: str, rewrite: Rewrite, only: str, check_id: str, words: str
+) -> None:
+    before = _rooms_of(server.url, "ann")
+    breaker.rewrite = rewrite
+    report = run_checks(server.url, "ann", "ann", keys=keys, only=only)
+    breaker.rewrite = None
+    result = report[check_id]
+    assert result.outcome == "fail", f"{name} was not caught by {check_id}"
+    assert words in f"{result.expected} {result.seen}", (result.expected, result.seen)
+    assert result.requests, "a failure shows the request that revealed it"
+    assert _rooms_of(server.url, "ann") == before, "the run cleaned up after itself"
+
+
+def test_every_client_call_has_a_check_and_a_break() -> None:
+    calls = ("getStatistics", "sendLikeMessage", "muteChatroom", "cancelMuteChatroom", "isMuteChatroom", "getRtcAuthToken", "getLiveJumpUrl", "verifyAuthToken")
+    broken = {b[0] for b in CLIENT_BREAKS}
+    assert all(f"no {call}" in broken for call in calls)
+    assert {"baseurl.root_without_trailing_slash", "baseurl.repeated_slashes", "meeting.get_on_mode0_empty"} <= {c.id for c in all_checks()}
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "06_control_panel.ipynb"
+GO_LIVE = REPO / "notebooks" / "08_go_live.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -189,9 +190,29 @@ def stop_lab(lab: Lab) -> None:
 @pytest.fixture
 def lab(requirements: None, tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab on a free loopback port with a random token, on a blank copy of notebook 06."""
+    with run_lab(tmp_path, NOTEBOOK) as started:
+        yield started
+
+
+@pytest.fixture
+def go_live_lab(requirements: None, tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab on a blank copy of notebook 08 (needs ffmpeg, for the test pattern)."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        if os.environ.get("LIVEKIT_DEMO_REQUIRE_MEDIA") == "1" or os.environ.get("LIVEKIT_DEMO_REQUIRE_E2E") == "1":
+            pytest.fail("ffmpeg not on PATH (apt install ffmpeg; .ci/media does it)")
+        pytest.skip("ffmpeg not on PATH (apt install ffmpeg; .ci/media does it)")
+    with run_lab(tmp_path, GO_LIVE) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def run_lab(tmp_path: Path, notebook: Path) -> Iterator[Lab]:
+    """JupyterLab on a free loopback port with a random token, on a blank copy of `notebook`."""
     root = tmp_path / "notebooks"
     root.mkdir()
-    blank_copy(NOTEBOOK, root / NOTEBOOK.name)
+    blank_copy(notebook, root / notebook.name)
     # Config, data and runtime in tmp_path: the user's settings and extensions stay out, and
     # nothing (cookie secret, signing key, connection files) is written into their home.
     home = tmp_path / "jupyter"
@@ -440,3 +461,100 @@ def test_control_panel_in_jupyterlab(lab: Lab, artifacts: ArtifactReport, record
     # The page must not have needed anything from outside (the route above answered it with an error).
     assert not blocked, f"the page asked for non-loopback URLs: {blocked} (screenshots: {taken})"
     print(f"browser flow took {elapsed:.1f} s; screenshots:", *map(str, taken), sep="\n  ")
+
+
+# -- notebook 08: a live stream playing in the page -------------------------------------------------
+
+VIDEO_STATE = """(video) => ({time: video.currentTime, ready: video.readyState, paused: video.paused,
+    error: video.error ? video.error.code : null, width: video.videoWidth, height: video.videoHeight})"""
+
+# Draws the current frame on a canvas and samples it: how many samples are not near-black, and how
+# many distinct colours (coarsely) there are. A blank or single-colour frame has one or two.
+FRAME_SAMPLE = """(video) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(video, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0, samples = 0;
+    const colours = new Set();
+    for (let i = 0; i < data.length; i += 4 * 101) {
+        samples++;
+        if (data[i] + data[i + 1] + data[i + 2] > 60) lit++;
+        colours.add((data[i] >> 5) << 6 | (data[i + 1] >> 5) << 3 | (data[i + 2] >> 5));
+    }
+    return {samples, lit, colours: colours.size};
+}"""
+
+
+def run_cells_until(flow: Flow, selector: str, presses: int) -> None:
+    """Run the notebook's cells from the top with Shift+Enter (they queue) until `selector` shows up."""
+    page = flow.page
+    flow.wait_for_kernel()
+    page.locator(".jp-Notebook .jp-Cell").first.click(timeout=flow.left())
+    page.keyboard.press("Escape")  # command mode: Shift+Enter runs the cell and moves to the next
+    for _ in range(presses):
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_timeout(150)
+    page.locator(selector).first.wait_for(state="attached", timeout=flow.left())
+
+
+def test_go_live_notebook_plays_the_stream_in_jupyterlab(
+    go_live_lab: Lab, artifacts: ArtifactReport, record_property: Callable[[str, object], None]
+) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Route, sync_playwright
+
+    lab = go_live_lab
+    shots = artifacts_dir()
+    shots.mkdir(parents=True, exist_ok=True)
+    for stale in shots.glob("go_live_*.png"):
+        stale.unlink()
+    blocked: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        # The page talks to JupyterLab and, for the video, to the AppServer the kernel started: both on loopback.
+        if route.request.url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 2600})
+            context.route("**/*", only_loopback)
+            page = context.new_page()
+            flow = Flow(page, shots, artifacts)
+            try:
+                page.goto(f"{lab.url}/lab/tree/{GO_LIVE.name}?token={lab.token}", timeout=flow.left())
+                # Up to the player's cell: setup, create, push (waits until live), events, player.
+                run_cells_until(flow, "video.livekit-demo-player", presses=10)
+                video = page.locator("video.livekit-demo-player").first
+                video.scroll_into_view_if_needed(timeout=flow.left())
+                page.wait_for_function("(v) => v.currentTime > 1.0 && v.videoWidth > 0", arg=video.element_handle(), timeout=flow.left())
+                first = video.evaluate(VIDEO_STATE)
+                page.wait_for_timeout(2000)
+                second = video.evaluate(VIDEO_STATE)
+                frame = video.evaluate(FRAME_SAMPLE)
+                output = page.locator(".jp-OutputArea-output").filter(has=page.locator("video.livekit-demo-player"))
+                shot = shots / "go_live_video_playing.png"
+                output.screenshot(path=shot, timeout=flow.left())
+                artifacts.paths.append(shot)
+            except (AssertionError, PlaywrightError) as exc:
+                try:
+                    failure: Path | str = flow.shoot("go_live_failure.png", whole_page=True)
+                except PlaywrightError as shot_error:
+                    failure = f"none ({shot_error})"
+                pytest.fail(f"the go-live flow failed: {exc}\nscreenshot: {failure}\nblocked: {blocked}\nJupyterLab log tail:\n{lab.log_tail()}")
+        finally:
+            browser.close()
+    record_property("screenshot_go_live", str(shot))
+    assert first["error"] is None and second["error"] is None, (first, second)
+    assert second["time"] > first["time"] + 1.0, f"the video's time did not advance: {first} -> {second}"
+    assert (first["width"], first["height"]) == (640, 360), first  # the test pattern's size
+    assert frame["lit"] > frame["samples"] // 4 and frame["colours"] >= 8, f"the frame looks blank: {frame}"
+    assert shot.stat().st_size > 5000
+    assert not blocked, f"the page asked for non-loopback URLs: {blocked}"
+    print(f"video time {first['time']:.2f} s -> {second['time']:.2f} s; frame {frame}; screenshot {shot}")

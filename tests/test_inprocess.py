@@ -99,7 +99,7 @@ def test_the_app_runs_blocking_handlers_inline_where_threads_are_unavailable(mon
     def no_threads(*args: object, **kwargs: object) -> None:
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr("livekit_demo.api.run_in_threadpool", no_threads)
+    monkeypatch.setattr("livekit_demo.api.run_in_thread", no_threads)
     settings = {"storage": "memory", "env": {}, "auth": {"users": {"boss": hash_password("pw")}}}
     with httpx.Client(base_url="inprocess://t", transport=InProcessTransport(create_app(**settings, inline=True))) as http:
         assert http.post("/login", json={"username": "boss", "password": "pw"}).status_code == 200

@@ -174,8 +174,8 @@ def test_startup_failure_names_the_logged_error(monkeypatch: pytest.MonkeyPatch)
 
     real_create_app = api.create_app
 
-    def failing_startup_app(app_server: object) -> object:
-        app = real_create_app(app_server)  # type: ignore[arg-type]
+    def failing_startup_app(app_server: object, **options: object) -> object:
+        app = real_create_app(app_server, **options)  # type: ignore[arg-type]
 
         async def refuse(scope: dict, receive: object, send: object) -> None:
             if scope["type"] == "lifespan":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -162,6 +163,58 @@ def test_another_user_acting_on_the_room_gets_403_inline(make_panel: Callable[..
     bob.update_form.button.click()
     assert bob.update_form.status_text.startswith("✗ update: 403 ")
     assert "push URLs are answered only" in bob.urls.qr.value
+
+
+def test_the_room_view_likes_counts_and_the_anchor_mutes_the_chat(make_panel: Callable[..., ControlPanel]) -> None:
+    ann = make_panel("ann")
+    room = create_room(ann, "Ann's show")
+    view = ann.engagement
+    assert view.counts == {"pv": 0, "uv": 0, "like_count": 0, "online_count": 0} and view.muted is False
+    view.likes.value = 5
+    view.like_button.click()
+    assert view.status_text == "✓ like: ok" and ann.json_view.data == {"code": 200, "count": 5}
+    assert view.counts["like_count"] == 5 and ">5</div><small>likes" in view.counters.value
+    bob = make_panel("bob")
+    bob.room_list.select.value = room["id"]  # bob opens ann's room: a visit, then his like
+    bob.engagement.like_button.click()
+    assert bob.engagement.counts["like_count"] == 6
+    assert bob.engagement.counts["pv"] == 0  # getStatistics counts no visit; selecting from the list does not get
+    # Only the anchor mutes: bob's click shows the server's 403, ann's mutes for everyone but her.
+    bob.engagement.mute_button.click()
+    assert bob.engagement.status_text.startswith("✗ mute chat: 403 ")
+    view.mute_button.click()
+    assert view.status_text == "✓ mute chat: ok" and view.muted is True and view.mute_button.description == "unmute chat"
+    assert "muted" in view.room_label.value
+    bob.engagement.refresh_button.click()
+    assert bob.engagement.muted is True and bob.client is not None
+    assert bob.client.get(room["id"])["user_status"] == {"mute": True, "mute_source": ["group"]}
+    view.mute_button.click()
+    assert view.muted is False and view.mute_button.description == "mute chat" and ann.json_view.data == {"code": 200, "mute": False}
+
+
+def test_live_counters_follow_likes_made_elsewhere(make_panel: Callable[..., ControlPanel], server: ServerHandle) -> None:
+    panel = make_panel("ann")
+    room = create_room(panel, "Busy room")
+    view = panel.engagement
+    view.interval = 0.05
+    view.live.value = True
+    with connect(server.url, "carl") as phone:
+        phone.send_like_message(room["chat_id"], 42)
+        deadline = time.monotonic() + 10  # a bound on waiting, not a timing assertion
+        while view.counts.get("like_count") != 42 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert view.counts["like_count"] == 42
+    view.live.value = False
+    assert view._poller is None  # stopped and joined
+
+
+def test_the_room_view_without_a_room_says_so(make_panel: Callable[..., ControlPanel]) -> None:
+    panel = make_panel("ann")
+    view = panel.engagement
+    assert view.like_button.disabled and view.mute_button.disabled
+    assert "no room selected" in view.room_label.value
+    view.like()
+    assert view.status_text == "✗ like: select a room first"
 
 
 def test_update_form_fills_and_sends_changes(make_panel: Callable[..., ControlPanel]) -> None:
@@ -332,7 +385,7 @@ def test_audience_control_on_a_moved_clock_and_stopped_early() -> None:
         control.start_button.click()
         assert control.status_text == "✗ audience: select a room first (Rooms tab)"
         session.select(client.start(client.create("Moved")["id"]))
-        control.viewers.value, control.duration.value, control.seed.value = 12, 90, 5
+        control.viewers.value, control.duration.value, control.seed.value, control.time_scale.value = 12, 90, 5, 0
         control.start_button.click()
         audience = control.audience
         assert audience is not None
@@ -342,7 +395,6 @@ def test_audience_control_on_a_moved_clock_and_stopped_early() -> None:
         assert control.chart.audience is audience and control.chart.draws >= 2
         # a second run, stopped straight away
         control.duration.value, control.time_scale.value = 3600, 1.0
-        del control._options["clock"]
         control.start_button.click()
         control.start_button.click()  # disabled while running: ignored, as a browser would
         control.stop_button.click()
@@ -359,6 +411,28 @@ def test_render_timeline_draws_an_empty_and_a_full_run() -> None:
     empty = render_timeline([])
     full = render_timeline([Sample(float(t), t, t, 10 * t, None, 1, 10 * t) for t in range(10)], title="x")
     assert empty.startswith(b"\x89PNG") and full.startswith(b"\x89PNG") and full != empty
+
+
+def test_audience_control_without_threads_runs_in_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo.widgets import audience as module
+
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    server = start_server(storage="memory", env={}, keep=True, clock=clock, inprocess=True)
+    monkeypatch.setattr(module, "threads_available", lambda: False)
+    try:
+        with connect(server, "ann") as client:
+            session = Session(server=server)
+            control = AudienceControl(session, clock=clock)
+            session.client = client
+            session.select(client.start(client.create("In a tab")["id"]))
+            control.viewers.value, control.duration.value = 5, 20  # time scale stays 1: ignored without threads
+            control.start_button.click()
+            assert control.audience is not None and not control.audience.running
+            assert control.status_text.startswith("✓ audience: audience of 5 (seed 1) done at 20/20 s")
+            assert control.audience.timeline[-1].uv == 5
+            control.close()
+    finally:
+        server.stop()
 
 
 def test_reset_the_class_deletes_rooms_and_keeps_the_login(make_panel: Callable[..., ControlPanel]) -> None:

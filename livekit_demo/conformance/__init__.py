@@ -33,7 +33,7 @@ import httpx
 from ..client import transport_for_url
 from ..exceptions import LivekitDemoError
 from ..settings import Settings, load_config_file
-from . import _callbacks, _checks, _rooms  # noqa: F401  (they register the checks)
+from . import _callbacks, _checks, _clients, _rooms  # noqa: F401  (they register the checks)
 from ._base import (
     REGISTRY,
     Check,

@@ -227,11 +227,11 @@ class Probe:
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
     ) -> Answer:
-        """One request. `path` without a leading "/" is under /api/v1/live; `as_user` "main", "peer" or None.
+        """One request. `path` without a leading "/" is under /api/v1/live (an absolute URL is sent as it is); `as_user` "main", "peer" or None.
 
         `body` is sent as JSON unless `content` gives the raw bytes; `token` overrides the user's token.
         """
-        if not path.startswith("/"):
+        if not path.startswith("/") and "://" not in path:
             path = f"{API}/{path}"
         sent: dict[str, str] = dict(headers or {})
         if token is None and as_user is not None:

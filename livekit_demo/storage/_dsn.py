@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from ..exceptions import StorageError
 
-__all__ = ["GoDsn", "parse_go_dsn", "is_url", "rejected", "ACCEPTED_FORMS"]
+__all__ = ["GoDsn", "parse_go_dsn", "is_url", "rejected", "safe_url", "ACCEPTED_FORMS"]
 
 ACCEPTED_FORMS = (
     "user:password@tcp(host:3306)/db?charset=utf8mb4&parseTime=True&loc=Local  (the original server's MySQL DSN)",
@@ -144,6 +144,25 @@ def _seconds(key: str, value: str) -> int:
     if not parts or "".join(number + unit for number, unit in parts) != value:
         raise rejected(f"the option {key!r} must be a duration such as 5s or 1m30s")
     return max(1, math.ceil(sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)))
+
+
+_SECRET_QUERY = re.compile(r"([?&][^=&]*(?:pass|secret|key|token)[^=&]*=)[^&]*", re.IGNORECASE)
+
+
+def safe_url(text: str) -> str:
+    """A database URL, Go DSN or file path fit to print: any password, and secret-looking query values, as ***.
+
+    Works on text that does not parse too (it is what error messages and banners show): the
+    credentials end at the last '@' before the last '/', as the Go driver reads them.
+    """
+    slash = text.rfind("/")
+    at = text.rfind("@", 0, slash if slash >= 0 else len(text))
+    head, tail = (text[:at], text[at:]) if at >= 0 else ("", text)
+    if head:
+        start = head.find("://") + 3 if is_url(head) else 0
+        user, colon, _ = head[start:].partition(":")
+        head = head[:start] + (f"{user}:***" if colon else user)
+    return head + _SECRET_QUERY.sub(r"\1***", tail)
 
 
 def rejected(problem: str) -> StorageError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import tempfile
@@ -9,9 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, StorageFull
 
-__all__ = ["fsync_dir", "write_atomic", "write_atomic_with", "load_or_create_secret"]
+__all__ = ["fsync_dir", "write_atomic", "write_atomic_with", "load_or_create_secret", "os_storage_error"]
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def os_storage_error(what: str, exc: OSError) -> StorageError:
+    """`what` failed with `exc`: a `StorageFull` when the disk (or quota) is full, else a `StorageError`."""
+    if exc.errno in _NO_SPACE:
+        return StorageFull(f"{what}: the disk is full ({exc.strerror or exc}); free some space and try again")
+    return StorageError(f"{what}: {exc.strerror or exc}")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -78,17 +88,28 @@ def load_or_create_secret(path: Path, make: Callable[[], str]) -> str:
             tmp.unlink(missing_ok=True)
         fsync_dir(path.parent)
     except OSError as exc:
-        raise StorageError(f"cannot create the secret file {path}: {exc.strerror or exc}") from exc
+        raise os_storage_error(f"cannot create the secret file {path}", exc) from exc
     stored = _read_secret(path)
     assert stored is not None, "the secret file was linked into place above"
     return stored
 
 
+# A file system without hard links says so with one of these (Emscripten's, some network and FAT mounts).
+_NO_LINKS = {errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
+
+
 def _link_into_place(tmp: Path, path: Path) -> None:
     """Give the written file `tmp` the name `path`, failing with FileExistsError if the name is taken."""
-    if hasattr(os, "link"):
-        os.link(tmp, path)
-        return
+    link = getattr(os, "link", None)
+    if link is not None:
+        try:
+            link(tmp, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
     # No hard links (Pyodide in a browser: one tab, one writer): create the name exclusively and copy
     # into it. Two writers would still agree on one secret (O_EXCL); only a reader racing the copy could
     # see a part of it, and there is no second process to be that reader.
@@ -106,6 +127,8 @@ def _read_secret(path: Path) -> str | None:
         return None
     except OSError as exc:
         raise StorageError(f"cannot read the secret file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise StorageError(f"the secret file {path} is not UTF-8 text; remove it to generate a new secret") from None
     if not text:
         # Making a new one would silently invalidate every token handed out with the old one.
         raise StorageError(f"the secret file {path} is empty; remove it to generate a new secret")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StorageError
-from ._files import fsync_dir
+from ._files import fsync_dir, os_storage_error
 
 try:
     import fcntl
@@ -34,17 +34,24 @@ class Journal:
         self.entries = 0
         created = not path.exists()
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise StorageError(f"cannot open the journal {path}: {exc.strerror or exc}") from exc
         try:
             _lock(self._fd, owner)
+            # Owner-only, as the snapshot and the secret: it holds every room (an older one may be 0644).
+            if hasattr(os, "fchmod"):
+                os.fchmod(self._fd, 0o600)
             if created:
                 fsync_dir(path.parent)
         except BaseException:
             os.close(self._fd)
             raise
         self._size = os.fstat(self._fd).st_size
+
+    def has_entries(self) -> bool:
+        """Whether the file holds anything (read before `replay`)."""
+        return self._size > 0
 
     def replay(self) -> list[Entry]:
         """Every acknowledged entry, in order; a torn last line is dropped from the file."""
@@ -56,6 +63,8 @@ class Journal:
                 entry = json.loads(line)
             except ValueError as exc:
                 raise StorageError(f"the journal {self.path} is damaged at line {number}: {exc}") from exc
+            except RecursionError:
+                raise StorageError(f"the journal {self.path} is damaged at line {number}: nested too deeply") from None
             if not isinstance(entry, dict):
                 raise StorageError(f"the journal {self.path} is damaged at line {number}: not an object")
             entries.append(entry)
@@ -78,7 +87,7 @@ class Journal:
                 self._truncate(self._size)
             except OSError:
                 pass
-            raise StorageError(f"cannot write the journal {self.path}: {exc.strerror or exc}") from exc
+            raise os_storage_error(f"cannot write the journal {self.path}", exc) from exc
         self._size += len(line)
         self.entries += 1
 

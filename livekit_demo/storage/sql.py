@@ -25,17 +25,18 @@ opening a store raises a `StorageError` naming the extra to install.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, StorageFull, StorageUnavailable
 from ..models import ROOM_COLUMNS, RoomRecord
 from ..settings import Settings, StorageSettings
 from ..types import RoomId
-from ._dsn import ACCEPTED_FORMS, is_url, parse_go_dsn, rejected
+from ._dsn import ACCEPTED_FORMS, is_url, parse_go_dsn, rejected, safe_url
 from .base import DuplicateRoom, RoomChange, RoomStats
 
 try:
@@ -64,6 +65,8 @@ _NUMBER_COLUMNS = ("status", "mode")
 _TIME_COLUMNS = ("created_at", "updated_at", "started_at", "stopped_at")
 _MAX_OFFSET = 2**63 - 1  # the largest OFFSET + LIMIT every engine accepts (a signed 64-bit integer)
 
+_SECRET_PARAM = re.compile(r"pass|secret|key|token", re.IGNORECASE)  # query parameters that hold credentials
+
 # One arbitrary constant: PostgreSQL serialises our schema creation on it (see _create_tables).
 _PG_SCHEMA_LOCK = 0x4C4B_4445_4D4F
 
@@ -74,10 +77,11 @@ class SqlStore:
     kind: str
     blocking = True  # every call is a round trip to the database
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 5, read_timeout: float = 10, pool_timeout: float = 5) -> None:
         self._url = database_url(url)
         self.kind = _BACKENDS[self._url.get_backend_name()]
-        self._engine = _create_engine(self._url, self.kind)
+        self.timeouts = {"connect_timeout": connect_timeout, "read_timeout": read_timeout, "pool_timeout": pool_timeout}
+        self._engine = _create_engine(self._url, self.kind, self.timeouts)
         # Writers ask SQLite for its write lock up front (BEGIN IMMEDIATE, see _sqlite_transactions).
         self._writer = self._engine.execution_options(livekit_demo_write=True)
         # An in-memory SQLite database is one shared connection: serialise whole operations on it.
@@ -98,10 +102,10 @@ class SqlStore:
         kind = _BACKENDS[database_url(storage.url).get_backend_name()]
         if storage.type not in ("sql", kind):  # checked before connecting: a wrong type touches nothing
             raise StorageError(f"storage type {storage.type!r} does not match its url, which names a {kind} database")
-        return cls(storage.url)
+        return cls(storage.url, connect_timeout=storage.connect_timeout, read_timeout=storage.read_timeout, pool_timeout=storage.pool_timeout)
 
     def __repr__(self) -> str:
-        return f"SqlStore({self._url.render_as_string(hide_password=True)!r})"
+        return f"SqlStore({safe_url(self._url.render_as_string(hide_password=True))!r})"
 
     def __enter__(self) -> SqlStore:
         return self
@@ -284,7 +288,20 @@ class SqlStore:
             with self._lock, engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"{self.kind} database error: {_describe(exc, self._url)}") from exc
+            raise self._classify(exc) from exc
+
+    def _classify(self, exc: sa.exc.SQLAlchemyError) -> StorageError:
+        """The StorageError for a database fault: full (507), unreachable or hung (503), or other (500)."""
+        message = f"{self.kind} database error: {_describe(exc, self._url)}"
+        if _is_full(exc):
+            return StorageFull(f"{message} (the database's disk is full; nothing was written)")
+        if isinstance(exc, sa.exc.TimeoutError):
+            return StorageUnavailable(
+                f"the {self.kind} database had no free connection within {self.timeouts['pool_timeout']} s (storage.pool_timeout)"
+            )
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and not _is_sqlite_lock(exc):
+            return StorageUnavailable(f"{message} (storage.connect_timeout {self.timeouts['connect_timeout']} s, read_timeout {self.timeouts['read_timeout']} s)")
+        return StorageError(message)
 
     def _locked_row(self, conn: Connection, room_id: RoomId) -> RoomRecord | None:
         """The room's row, locked until the transaction ends (FOR UPDATE; SQLite holds its write lock)."""
@@ -358,8 +375,10 @@ def database_url(text: str) -> URL:
         )  # fmt: skip
     try:
         url = sa.engine.make_url(text)
-    except sa.exc.ArgumentError:
-        raise rejected("the URL does not parse") from None  # SQLAlchemy's message quotes the URL
+    except (sa.exc.ArgumentError, ValueError):
+        # Never SQLAlchemy's message: it quotes the URL, or (a bad port) the part of the password
+        # after a stray ':' or '@'. Characters like these in a password must be %-encoded in a URL.
+        raise rejected("the URL does not parse (is there an unescaped '@', ':' or '/' in the password? write it %-encoded)") from None
     scheme = url.get_backend_name()
     kind = _BACKENDS.get(scheme)
     if kind is None or url.drivername.partition("+")[2] not in _KNOWN_DRIVERS[kind]:
@@ -370,7 +389,7 @@ def database_url(text: str) -> URL:
     return url
 
 
-def _create_engine(url: URL, kind: str) -> Engine:
+def _create_engine(url: URL, kind: str, timeouts: dict[str, float]) -> Engine:
     options: dict[str, Any] = {}
     if kind == "sqlite":
         if _is_sqlite_memory(url):
@@ -379,8 +398,10 @@ def _create_engine(url: URL, kind: str) -> Engine:
             options.update(connect_args={"timeout": 30})  # wait for another process's write lock
     else:
         # Database servers close idle connections (MySQL after wait_timeout): test before use,
-        # and retire connections before MySQL's default 8 hours are up.
-        options.update(pool_pre_ping=True, pool_recycle=3600)
+        # and retire connections before MySQL's default 8 hours are up. A pre-ping that fails
+        # also throws away connections to a database that went away, which is how we recover.
+        options.update(pool_pre_ping=True, pool_recycle=3600, pool_timeout=timeouts["pool_timeout"])
+        options["connect_args"] = _timeout_args(url, kind, timeouts)
     try:
         engine = sa.create_engine(url, **options)
     except ImportError:
@@ -390,6 +411,40 @@ def _create_engine(url: URL, kind: str) -> Engine:
     if kind == "sqlite":
         _sqlite_transactions(engine)
     return engine
+
+
+def _timeout_args(url: URL, kind: str, timeouts: dict[str, float]) -> dict[str, Any]:
+    """Driver arguments that bound connecting and waiting for an answer (never waiting forever on a hung server)."""
+    connect, read = max(1, round(timeouts["connect_timeout"])), max(1, round(timeouts["read_timeout"]))
+    if kind == "mysql":
+        # PyMySQL applies read_timeout to every socket read, the handshake included; options given
+        # in the address (the Go DSN's timeout=, readTimeout=) win.
+        args = {"connect_timeout": connect, "read_timeout": read, "write_timeout": read}
+        return {k: v for k, v in args.items() if k not in url.query}
+    # libpq's connect_timeout bounds the whole connection set-up; statement_timeout makes the server
+    # give up on a query that waits (on locks, say) longer than the read timeout.
+    args_pg: dict[str, Any] = {} if "connect_timeout" in url.query else {"connect_timeout": max(2, connect)}
+    given = url.query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    if "statement_timeout" not in given:  # connect_args replace the address's options: keep them
+        args_pg["options"] = f"{given} -c statement_timeout={read * 1000}".strip()
+    return args_pg
+
+
+def _is_full(exc: BaseException) -> bool:
+    """Whether a database error says the disk (or the table's space) is full."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL disk_full
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in (1021, 1114):  # MySQL: disk full, table is full
+        return True
+    return "database or disk is full" in str(orig or "")  # SQLite's SQLITE_FULL
+
+
+def _is_sqlite_lock(exc: BaseException) -> bool:
+    # Another process's write lock past the busy timeout is a fault of ours to report, not an outage.
+    return "database is locked" in str(getattr(exc, "orig", "") or "")
 
 
 def _sqlite_transactions(engine: Engine) -> None:
@@ -523,8 +578,10 @@ def _from_row(row: Any) -> RoomRecord:
 
 
 def _describe(exc: BaseException, url: URL) -> str:
-    """The driver's message without SQLAlchemy's SQL dump, and without the password, should it appear."""
+    """The driver's message on one line, without SQLAlchemy's SQL dump, and without any password, should one appear."""
     message = str(getattr(exc, "orig", None) or exc).split("\n[SQL:", 1)[0]
-    if url.password:
-        message = message.replace(str(url.password), "***")
-    return message
+    secrets = [str(url.password)] if url.password else []
+    secrets += [str(v) for k, v in url.query.items() if _SECRET_PARAM.search(k) and v]
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return " ".join(message.split())

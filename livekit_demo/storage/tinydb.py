@@ -42,7 +42,7 @@ from tinydb.storages import Storage
 from ..exceptions import StorageError
 from ..models import RoomRecord
 from ..types import JSONDict, RoomId
-from ._files import write_atomic_with
+from ._files import os_storage_error, write_atomic_with
 from ._index import IndexedStore
 from ._journal import Entry, Journal
 from .base import RoomStats
@@ -81,6 +81,8 @@ class _AtomicJSONStorage(Storage):
         except ValueError as exc:
             # Never start empty over it: the next snapshot would destroy what is still in there.
             raise StorageError(f"the TinyDB file {self.path} does not parse: {exc}") from exc
+        except RecursionError:
+            raise StorageError(f"the TinyDB file {self.path} does not parse: it is nested too deeply") from None
         if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
             raise StorageError(f"the TinyDB file {self.path} is not a TinyDB database (tables of documents)")
         return data
@@ -97,7 +99,7 @@ class _AtomicJSONStorage(Storage):
         try:
             write_atomic_with(self.path, dump)
         except OSError as exc:
-            raise StorageError(f"cannot write the TinyDB file {self.path}: {exc.strerror or exc}") from exc
+            raise os_storage_error(f"cannot write the TinyDB file {self.path}", exc) from exc
 
 
 class TinyDBStore(IndexedStore):
@@ -124,6 +126,7 @@ class TinyDBStore(IndexedStore):
         try:
             _check_folder(self.path)
             self._journal = Journal(self.path.with_name(self.path.name + ".journal"), owner=self.path)
+            self._sweep_temp_files()
         except BaseException:
             self._release()
             raise
@@ -135,9 +138,28 @@ class TinyDBStore(IndexedStore):
             self._release()
             raise
 
+    def _sweep_temp_files(self) -> None:
+        """Remove snapshots a crash left half-written: nobody else can be writing them, we hold the lock."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                leftover.unlink()
+                _log.info("removed %s, left behind by an interrupted snapshot", leftover)
+            except OSError as exc:
+                _log.warning("could not remove the leftover %s: %s", leftover, exc.strerror or exc)
+
     def _load(self) -> None:
         existed = self.path.exists()
-        data = self._db.storage.read() or {}
+        data = self._db.storage.read()
+        if data is None and existed and self._journal.has_entries():
+            # We never leave an empty snapshot behind (it is replaced whole), so something else
+            # emptied it; the journal holds only the writes since the snapshot was made. Starting
+            # would present a fraction of the rooms, and the start-up compaction would make it final.
+            raise StorageError(
+                f"the TinyDB file {self.path} is empty but its journal {self._journal.path.name} holds writes made after it: "
+                "the snapshot was lost, so starting would drop every room not in the journal. Nothing was changed; "
+                "restore the file from a backup, or move the journal away to start from the journal's rooms only"
+            )
+        data = data or {}
         for key, row in data.pop(TABLE, {}).items():
             try:
                 doc_id = int(key)

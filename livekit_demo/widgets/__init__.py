@@ -1,4 +1,4 @@
-"""Notebook forms over the client: log in, create and drive rooms, edit co-streaming, read URLs, run an audience.
+"""Notebook forms over the client: log in, create and drive rooms, like and mute them, edit co-streaming, read URLs, run an audience.
 
     >>> import livekit_demo
     >>> from livekit_demo.widgets import control_panel
@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
 
 from ._base import Section, Session
 from .audience import AudienceChart, AudienceControl, audience_chart, render_timeline
+from .engagement import RoomEngagement
 from .forms import CreateRoomForm, KeyValueEditor, LoginForm, UpdateRoomForm
 from .json_view import JsonView
 from .lifecycle import ALLOWED_FROM, LifecycleButtons
@@ -28,6 +29,7 @@ from .meeting import MeetingEditor
 from .panel import ControlPanel, control_panel
 from .room_list import RoomList
 from .urls import UrlPanel
+from .watch import Player, StreamEventsView, WatchPanel
 
 __all__ = [
     "Session",
@@ -40,6 +42,7 @@ __all__ = [
     "ALLOWED_FROM",
     "RoomList",
     "MeetingEditor",
+    "RoomEngagement",
     "UrlPanel",
     "AudienceChart",
     "AudienceControl",
@@ -48,4 +51,7 @@ __all__ = [
     "JsonView",
     "ControlPanel",
     "control_panel",
+    "Player",
+    "StreamEventsView",
+    "WatchPanel",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..audience import Audience, Sample
+from ..runner import threads_available
 from ._base import Section, Session, on_click
 
 __all__ = ["AudienceChart", "AudienceControl", "audience_chart", "render_timeline"]
@@ -159,6 +160,7 @@ class AudienceControl(Section):
         if self.audience is not None and self.audience.running:
             self.fail("audience: one is running; stop it first")
             return
+        background = threads_available()
         try:
             audience = Audience(
                 client.url,  # its own clients: the session's one belongs to the forms' thread
@@ -166,7 +168,8 @@ class AudienceControl(Section):
                 viewers=self.viewers.value,
                 duration=self.duration.value,
                 seed=self.seed.value,
-                time_scale=self.time_scale.value,
+                # Without threads (a browser tab) the run holds the click: no waiting between steps.
+                time_scale=self.time_scale.value if background else 0.0,
                 **self._options,
             )
         except ValueError as exc:
@@ -176,6 +179,12 @@ class AudienceControl(Section):
         self.chart.follow(audience)
         audience.on_end(self._ended)
         self.start_button.disabled, self.stop_button.disabled = True, False
+        if not background:
+            try:
+                audience.run()
+            except Exception:
+                pass  # _ended, called by the run itself, shows what ended it
+            return
         audience.start()
         self.succeed(f"audience: {audience.viewers} viewers started (seed {audience.seed})")
 

@@ -11,20 +11,22 @@ from ..client import AppServerClient
 from ._base import Session
 from .audience import AudienceControl
 from .class_tools import ClassTools
+from .engagement import RoomEngagement
 from .forms import CreateRoomForm, LoginForm, UpdateRoomForm
 from .json_view import JsonView
 from .lifecycle import LifecycleButtons
 from .meeting import MeetingEditor
 from .room_list import RoomList
 from .urls import UrlPanel
+from .watch import WatchPanel
 
 __all__ = ["ControlPanel", "control_panel", "TAB_TITLES"]
 
-TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs", "Audience")
+TAB_TITLES = ("Login", "Rooms", "Create", "Update", "Co-streaming", "URLs", "Audience", "Watch")
 
 
 class ControlPanel(widgets.VBox):
-    """Login, rooms (list and lifecycle), create, update, co-streaming, URLs, audience; and the JSON of the last answer.
+    """Login, rooms (list, lifecycle, counters, likes and chat mute), create, update, co-streaming, URLs, audience, watch; and the JSON of the last answer.
 
     `client`: an `AppServerClient` to use (you keep closing it); else log in from the Login tab.
     `server`: a `ServerHandle` (default: the latest `start_server()` of this kernel) whose URL the
@@ -42,22 +44,25 @@ class ControlPanel(widgets.VBox):
         self.login_form = LoginForm(self.session, url=url)
         self.room_list = RoomList(self.session)
         self.lifecycle = LifecycleButtons(self.session)
+        self.engagement = RoomEngagement(self.session)
         self.create_form = CreateRoomForm(self.session)
         self.update_form = UpdateRoomForm(self.session)
         self.meeting = MeetingEditor(self.session)
         self.urls = UrlPanel(self.session)
         self.audience = AudienceControl(self.session)
+        self.watch = WatchPanel(self.session)
         self.json_view = JsonView(self.session)
         self.class_tools = ClassTools(self.session)
         self.tabs = widgets.Tab(
             children=[
                 self.login_form,
-                widgets.VBox([self.room_list, self.lifecycle]),
+                widgets.VBox([self.room_list, self.lifecycle, self.engagement]),
                 self.create_form,
                 self.update_form,
                 self.meeting,
                 self.urls,
                 self.audience,
+                self.watch,
             ],
             titles=TAB_TITLES,
         )
@@ -87,6 +92,8 @@ class ControlPanel(widgets.VBox):
         """Close the widgets and any client the Login tab opened (a client passed in stays open)."""
         self.login_form.close()
         self.audience.close()  # a running audience stops with the panel
+        self.engagement.close()  # and so do live counters
+        self.watch.close()
         super().close()
 
 

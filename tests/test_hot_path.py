@@ -1,0 +1,302 @@
+"""What the hot path remembers and skips changes no answer: the token cache, JSON in and out,
+the direct calls that bypass Starlette's per-request machinery, and signed URLs reused within a second."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import orjson
+import pytest
+from starlette.responses import JSONResponse
+from starlette.testclient import TestClient
+
+from livekit_demo import api, signing
+from livekit_demo import auth as auth_module
+from livekit_demo import streams as streams_module
+from livekit_demo.api import create_app
+from livekit_demo.app_server import AppServer
+from livekit_demo.auth import Authenticator
+from livekit_demo.clock import FixedClock, format_time, to_second
+from livekit_demo.exceptions import Unauthorized
+from livekit_demo.passwords import hash_password
+from livekit_demo.settings import AuthSettings, LiveMicSettings, LiveStreamSettings, Settings
+from livekit_demo.signing import explain_url
+from livekit_demo.streams import StreamUrls
+
+SECRET = "a-secret-of-at-least-thirty-two-bytes!"
+
+
+def _authenticator(**settings: object) -> tuple[Authenticator, FixedClock]:
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    return Authenticator(AuthSettings(**settings), SECRET, clock), clock  # type: ignore[arg-type]
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch, auth: Authenticator) -> list[str]:
+    seen: list[str] = []
+    real = auth._decode
+
+    def counting(token: str, secret: str | None = None) -> dict[str, object]:
+        seen.append(token)
+        return real(token, secret)
+
+    monkeypatch.setattr(auth, "_decode", counting)
+    return seen
+
+
+def test_a_token_is_decoded_once_and_still_expires_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth, clock = _authenticator(token_ttl=60)
+    decoded = _count_decodes(monkeypatch, auth)
+    token, _ = auth.issue("ann")
+    assert auth.verify(token).user_id == "ann"
+    assert auth.verify(token).user_id == "ann"
+    assert decoded == [token]  # the second call came from the cache
+    clock.advance(59)
+    assert auth.verify(token).user_id == "ann"
+    clock.advance(1)  # exp itself is expired, cached or not
+    with pytest.raises(Unauthorized, match="token expired at 2026-11-28T10:16:00Z"):
+        auth.verify(token)
+    assert decoded == [token]
+
+
+def test_a_new_secret_forgets_every_verified_token() -> None:
+    auth, _ = _authenticator()
+    token, _ = auth.issue("ann")
+    auth.verify(token)
+    auth.secret = "another-secret-of-at-least-thirty-two-bytes"
+    with pytest.raises(Unauthorized, match="signature does not match"):
+        auth.verify(token)
+    fresh, _ = auth.issue("ann")
+    assert auth.verify(fresh).user_id == "ann"
+
+
+def test_refused_tokens_are_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth, _ = _authenticator()
+    decoded = _count_decodes(monkeypatch, auth)
+    forged = jwt.encode({"id": "ann", "iat": 1, "exp": 2**40}, "not-our-secret-but-long-enough-for-hs256", algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(Unauthorized, match="signature does not match"):
+            auth.verify(forged)
+    assert decoded == [forged, forged]
+
+
+def test_the_cache_is_bounded_and_forgets_the_least_recently_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth_module, "VERIFIED_TOKENS", 3)
+    auth, _ = _authenticator()
+    decoded = _count_decodes(monkeypatch, auth)
+    tokens = [auth.issue(name)[0] for name in ("a", "b", "c", "d")]
+    for token in tokens[:3]:
+        auth.verify(token)
+    auth.verify(tokens[0])  # "a" is now the most recently used: "b" goes first
+    auth.verify(tokens[3])
+    assert len(auth._verified) == 3
+    decoded.clear()
+    auth.verify(tokens[0])
+    auth.verify(tokens[2])
+    assert decoded == []
+    auth.verify(tokens[1])
+    assert decoded == [tokens[1]]
+
+
+def test_admin_ness_is_read_from_settings_on_every_call() -> None:
+    auth, _ = _authenticator(users={"ann": hash_password("ann's password")})
+    token, _ = auth.issue("ann")
+    assert auth.verify(token).is_admin is False
+    auth.settings = dataclasses.replace(auth.settings, admins=["ann"])
+    assert auth.verify(token).is_admin is True
+    auth.settings = dataclasses.replace(auth.settings, admins=[])
+    assert auth.verify(token).is_admin is False
+
+
+# -- JSON in and out ------------------------------------------------------------------------------
+
+
+def _starlette_json(value: object) -> bytes:
+    return JSONResponse(value).body
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"code": 200, "message": "ok"},
+        {"title": "直播 🎥 é", "extends": '{"a": "\\u00e9\\n"}', "n": -(2**63), "big": 2**63, "flags": [True, False, None]},
+        ["\x00\x01\x1f\x7f\u2028\u2029\ufeff", "quote\" back\\ slash/ tab\t"],
+        {"nested": [[[{"a": []}]]], "": ""},
+    ],
+)
+def test_answers_are_the_bytes_starlette_would_write(value: object) -> None:
+    assert api._dumps(value) == _starlette_json(value)
+
+
+def test_every_character_is_written_as_starlette_writes_it() -> None:
+    text = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert api._dumps({"t": text}) == _starlette_json({"t": text})
+
+
+@pytest.mark.parametrize("value", [{1: "int key"}, [2**64], {"deep": 2**70}])
+def test_what_orjson_cannot_write_is_written_by_json(value: object) -> None:
+    assert api._dumps(value) == _starlette_json(value)
+
+
+def test_what_json_refuses_to_write_is_still_refused() -> None:
+    for value in ({"t": "\ud800"}, {"x": float("nan")}):
+        with pytest.raises((ValueError, UnicodeEncodeError)):
+            _starlette_json(value)
+    with pytest.raises(UnicodeEncodeError):
+        api._dumps({"t": "\ud800"})
+    with pytest.raises(TypeError):  # json cannot write a datetime: neither do we (orjson would)
+        api._dumps({"when": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}', b"123456789012345678901234", b'{"n": -12345678901234567890}', b"NaN", b'{"x": Infinity}',
+        b"\xef\xbb\xbf{}", b'"\\ud800"', b'"\\ud83d\\ude00"', b"1e400", b"-0", b"[" * 5000 + b"]" * 5000, b"[" * 990 + b"]" * 990, b'"\xff"',
+        b"{,}", b'{"a":1}x', b"\x00{", '{"é": "ü"}'.encode("utf-16"), b" \t\n{}\n",
+    ],
+    ids=lambda body: repr(body[:24]),
+)  # fmt: skip
+def test_bodies_read_as_json_reads_them(body: bytes) -> None:
+    def outcome(read: Callable[[bytes], object]) -> object:
+        try:
+            value = read(body)
+        except RecursionError:
+            return "RecursionError"
+        except ValueError as exc:
+            return type(exc).__name__, str(exc) if not isinstance(exc, orjson.JSONDecodeError) else "orjson"
+        try:
+            return repr(value), type(value).__name__
+        except RecursionError:
+            return "nested deeper than repr goes", type(value).__name__
+
+    assert outcome(api._loads) == outcome(lambda body: json.loads(body, parse_constant=api._refuse_constant))
+
+
+# -- the direct path and the Starlette path answer alike ------------------------------------------
+
+
+def _both_ways(calls: list[tuple[str, str, dict[str, str], bytes]]) -> list[list[tuple[int, list[tuple[str, str]], bytes]]]:
+    """Each call's status, headers and body: once through the direct path, once through Starlette's routes."""
+    answers = []
+    for direct in (True, False):
+        server = AppServer(Settings.build(env={}, storage="memory", auth={"jwt_secret": SECRET}), clock=FixedClock("2026-11-28T10:15:00Z"))
+        app = create_app(server)
+        if not direct:
+            app.direct = {}  # type: ignore[attr-defined]  # every call through Starlette's routing and middleware
+        with TestClient(app) as http:
+            token = http.post("/login", json={"username": "ann", "password": "ann"}).json()["token"]
+            room = http.post("/api/v1/live/create", json={"title": "t", "anchor": "ann"}, headers={"Authorization": f"Bearer {token}"}).json()
+            seen = []
+            for method, path, headers, body in calls:
+                filled = {k: v.replace("TOKEN", token) for k, v in headers.items()}
+                r = http.request(method, path.replace("ROOM", room["id"]).replace("TOKEN", token), headers=filled, content=body.replace(b"ROOM", room["id"].encode()))
+                # The room id (and so every URL's hash) differs between the two servers; the rest may not.
+                content = re.sub(rb"[0-9a-f]{32}", b"HEX", r.content.replace(token.encode(), b"TOKEN").replace(room["id"].encode(), b"ROOM"))
+                seen.append((r.status_code, sorted(r.headers.items()), content))
+        answers.append(seen)
+    return answers
+
+
+def test_the_direct_path_answers_every_row_as_starlette_would() -> None:
+    auth = {"Authorization": "Bearer TOKEN", "Content-Type": "application/json"}
+    calls = [
+        ("POST", "/api/v1/live/get", auth, b'{"id": "ROOM", "user_id": "ann"}'),
+        ("POST", "/api/v1/live/get", {**auth, "Origin": "https://web.example"}, b'{"id": "ROOM", "user_id": "ann"}'),
+        ("POST", "/api/v2/live/list", auth, b'{"user_id": "ann", "page_num": 1, "page_size": 10}'),
+        ("POST", "/api/v1/live/get", {"Content-Type": "application/json"}, b'{"id": "ROOM", "user_id": "ann"}'),  # 401
+        ("POST", "/api/v1/live/get?token=TOKEN", {"Content-Type": "application/json"}, b'{"id": "ROOM", "user_id": "ann"}'),
+        ("POST", "/api/v1/live/get", {"Cookie": "jwt=TOKEN", "Content-Type": "application/json"}, b'{"id": "ROOM", "user_id": "ann"}'),
+        ("POST", "/api/v1/live/get", {**auth, "Content-Type": "text/plain"}, b"{}"),  # 415
+        ("POST", "/api/v1/live/get", {**auth, "Content-Length": "99999999"}, b"{}"),  # 413
+        ("POST", "/api/v1/live/get", auth, b'{"id": "nope", "user_id": "ann"}'),  # 404
+        ("POST", "/api/v1/live/get", auth, b'{"id": "ROOM", "user_id": "bob"}'),  # 403
+        ("POST", "/api/v1/live/get", auth, b'{"id": 1, "user_id": "ann", "x": 123456789012345678901234}'),  # 400
+        ("POST", "/api/v1/live/get", auth, b"not json"),  # 400
+        ("POST", "/api/v1/live/stop", auth, b'{"id": "ROOM", "user_id": "ann"}'),
+        ("POST", "/login", {"Content-Type": "application/json"}, b'{"username": "ann", "password": "no"}'),  # 401
+        ("GET", "/auth/refresh_token", {"Authorization": "Bearer TOKEN"}, b""),
+        ("POST", "/api/v1/live/nothing", auth, b"{}"),  # 404 by Starlette either way
+        ("GET", "/api/v1/live/get", auth, b""),  # 405 by Starlette either way
+    ]
+    direct, routed = _both_ways(calls)
+    for call, one, other in zip(calls, direct, routed, strict=True):
+        assert one == other, call  # tokens too: same secret, same fixed clock, same claims
+    statuses = [answer[0] for answer in direct]
+    assert statuses == [200, 200, 200, 401, 200, 200, 415, 413, 404, 403, 400, 400, 200, 401, 200, 404, 405]
+    with_origin = dict(direct[1][1])
+    assert with_origin["access-control-allow-origin"] == "*" and with_origin["vary"] == "Origin"
+    assert "access-control-allow-origin" not in dict(direct[0][1])
+
+
+def test_the_direct_path_is_what_answers_api_calls() -> None:
+    app = create_app(storage="memory", env={})
+    assert ("POST", "/api/v1/live/get") in app.direct and ("POST", "/login") in app.direct  # type: ignore[attr-defined]
+    assert ("GET", "/auth/refresh_token") in app.direct  # type: ignore[attr-defined]
+    calls: list[str] = []
+
+    async def spy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app.direct["POST", "/api/v1/live/get"] = spy  # type: ignore[attr-defined]
+    with TestClient(app) as http:
+        assert http.post("/api/v1/live/get", json={}).status_code == 204
+        assert http.post("/api/v1/live/list", json={}).status_code == 401  # not spied: the real one
+    assert calls == ["/api/v1/live/get"]
+
+
+# -- signing and URLs -----------------------------------------------------------------------------
+
+
+def test_the_path_of_a_url_is_what_urlsplit_says() -> None:
+    pieces = [*"ab:/?#[]@ .-+%\\\t\n\r\x00é1", "://", "//", "rtmp://", "http://h:1/", "srt://"]
+    rng = random.Random(14)
+    for _ in range(50000):
+        url = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        try:
+            expected = urlsplit(url).path
+        except ValueError:
+            with pytest.raises(ValueError):
+                signing._path_of(url)
+            continue
+        assert signing._path_of(url) == expected, url
+    assert signing._path_of("rtmp://push.example.com/live/room1") == "/live/room1"
+    assert signing._path_of("/live/room1") == "/live/room1"
+
+
+def test_urls_are_reused_within_their_second_and_made_anew_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FixedClock("2026-11-28T10:15:00.200Z")
+    urls = StreamUrls(LiveStreamSettings(push_auth_key="pk", pull_auth_key="qk"), LiveMicSettings(), clock)
+    signed: list[str] = []
+    real = streams_module.sign_url
+    monkeypatch.setattr(streams_module, "sign_url", lambda url, key, exp: signed.append(url) or real(url, key, exp))
+    first = urls.pull_info("room1")
+    assert len(signed) == 4
+    first["rtmp_url"] = "changed by the caller"
+    clock.advance(0.7)  # 10:15:00.900, the same second
+    again = urls.pull_info("room1")
+    assert len(signed) == 4 and again["rtmp_url"].startswith("rtmp://") and explain_url(again["rtmp_url"], "qk", now=clock.now()).verdict == "valid"
+    clock.advance(0.1)  # the next second: a new expiry
+    later = urls.pull_info("room1")
+    assert len(signed) == 8 and later["rtmp_url"] != again["rtmp_url"]
+    expiry = int(clock.now().timestamp()) + urls.live_stream.auth_expires
+    assert f"auth_key={expiry}-" in later["rtmp_url"]
+    urls.live_stream = LiveStreamSettings(push_auth_key="pk", pull_auth_key="another")  # new settings: new URLs
+    assert urls.pull_info("room1")["rtmp_url"] != later["rtmp_url"] and len(signed) == 12
+    assert urls.push_info("room1") == urls.push_info("room1") and len(signed) == 14  # srt_url signs inside srt_url
+
+
+def test_times_are_formatted_as_strftime_formats_them() -> None:
+    for when in (datetime(1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), datetime(999, 1, 1, tzinfo=timezone.utc),
+                 datetime(2026, 11, 28, 10, 15, 0, 999999, tzinfo=timezone.utc), datetime(2026, 11, 28, 18, 15, tzinfo=timezone(timedelta(hours=8)))):  # fmt: skip
+        assert format_time(when) == to_second(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert format_time(when) == format_time(when)  # from the table the second time
