@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
 from anyio.lowlevel import RunVar
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -29,6 +28,11 @@ from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
+
+try:
+    import orjson
+except ImportError:  # a browser tab (Pyodide) has no orjson wheel: json does the same, slower
+    orjson = None  # type: ignore[assignment]
 
 from . import __version__
 from .app_server import AppServer
@@ -143,7 +147,7 @@ def _loads(body: bytes) -> Any:
     Whatever orjson refuses goes to `json` too, which words the errors (and accepts what it
     accepts: a BOM, UTF-16).
     """
-    if body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
+    if orjson is not None and body.count(b"[") + body.count(b"{") < _FEW_BRACKETS and _LONG_DIGITS.search(body) is None:
         try:
             return orjson.loads(body)
         except (orjson.JSONDecodeError, RecursionError):
@@ -163,10 +167,12 @@ def _dumps(value: Any) -> bytes:
     that is not a string, an integer beyond 64 bits, a datetime, a lone surrogate, deep nesting)
     goes to `json`, which writes it or fails exactly as before.
     """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+        except TypeError:
+            pass
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -301,12 +307,12 @@ async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: 
     """Run a handler: inline on the loop, or in the thread pool its kind of blocking work gets."""
     if inline:  # no threads here (Pyodide): everything on the caller's stack
         return op.handler(server, actor, fields, call)
+    if not op.blocking and (not server.store.blocking or op.name in STORE_FREE):
+        return op.handler(server, actor, fields, call)  # first: the common call needs no limiter looked up
     db_limiter, hash_limiter = _limiters(server)
     if op.blocking:
         # Password hashing would stall every other request: off the loop, in its own bounded pool.
         return await run_in_thread(op.handler, server, actor, fields, call, limiter=hash_limiter)
-    if not server.store.blocking or op.name in STORE_FREE:
-        return op.handler(server, actor, fields, call)
     # A database call: off the loop, and answered within a bound even when the database hangs
     # (the thread is left to finish on the driver's own timeouts; its pool slot stays taken until then).
     storage = server.settings.storage

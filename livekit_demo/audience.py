@@ -376,9 +376,8 @@ class Audience:
         if self.likes_available is False or viewer.client is None or not viewer.present:
             return
         self.calls["sendLikeMessage"] += 1
-        body = {"chatroom_id": self.room_id, "user_id": viewer.name, "like_count": count}
         try:
-            viewer.client._call("sendLikeMessage", body)
+            viewer.client.send_like_message(self.room_id, count)
             self.likes_available = True
             self._sent_likes += count
         except ApiError as exc:
@@ -425,7 +424,7 @@ class Audience:
     def _statistics(self) -> dict[str, Any]:
         assert self._observer is not None
         self.calls["getStatistics"] += 1
-        return dict(self._observer._call("getStatistics", {"chatroom_id": self.room_id}))
+        return self._observer.get_statistics(self.room_id)
 
     def _metrics_from_list(self, pages: int = 10) -> dict[str, Any]:
         assert self._observer is not None

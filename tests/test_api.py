@@ -708,7 +708,7 @@ def test_openapi_describes_every_served_path_and_status(api: Api) -> None:
     assert {"400", "401", "403", "404", "409", "413", "415"} <= set(start)
     assert doc["paths"]["/api/v2/live/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("TokenV2Response")
     assert "429" in doc["paths"]["/login"]["post"]["responses"]
-    assert set(doc["paths"][f"{API}/getMeetingInfo"]["post"]["responses"]) == {"200", "400", "401", "404", "413", "415", "500"}  # no 409
+    assert set(doc["paths"][f"{API}/getMeetingInfo"]["post"]["responses"]) == {"200", "400", "401", "404", "413", "415", "500", "503"}  # no 409
     assert {"403", "404"} <= set(doc["paths"][f"{API}/sendLikeMessage"]["post"]["responses"])
     assert {"403", "404"} <= set(doc["paths"][f"{API}/muteChatroom"]["post"]["responses"])
     assert "403" not in doc["paths"][f"{API}/isMuteChatroom"]["post"]["responses"]

@@ -175,10 +175,12 @@ def test_the_counters_follow_the_plan(room: Room) -> None:
     assert "audience of 25 (seed 11) done at 90/90 s" in repr(audience)
 
 
-def test_likes_reach_the_room_where_sendlikemessage_is_served(room: Room) -> None:
-    audience = room.run()
-    if audience.likes_available is False:
-        pytest.skip("this server has no sendLikeMessage yet (SPEC 11)")
+def test_likes_reach_the_room_in_the_planned_batches(room: Room, recorder: Callable[..., Recorder]) -> None:
+    sent = recorder()
+    audience = room.run(sent)
+    assert audience.likes_available is True and not audience.notes  # getStatistics and sendLikeMessage both served
+    batches = [body["like_count"] for path, body in sent.sent if path.endswith("/sendLikeMessage")]
+    assert batches == [s.likes for s in audience.steps if s.action == "like"]
     planned = sum(s.likes for s in audience.steps if s.action == "like")
     assert audience.timeline[-1].sent_likes == planned == audience.timeline[-1].likes
 

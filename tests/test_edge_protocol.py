@@ -193,7 +193,7 @@ def test_gop_cache_and_slow_viewers() -> None:
             hub.subscribe("room1", "flv")
         assert full.value.status == 503
         assert hub.viewers("room1") == 2
-        for ts in range(2080, 2080 + 40 * 8, 40):
+        for ts in range(2080, 2080 + 40 * 20, 40):
             stream.publish(_video(False, ts=ts))
             await late.batch()  # keeps up; `slow` never reads
         assert slow.dropped and slow.closed and not late.closed
@@ -302,3 +302,17 @@ def test_find_ffmpeg_names_the_extra_when_nothing_is_there(monkeypatch: pytest.M
     monkeypatch.setattr(builtins, "__import__", no_imageio)
     with pytest.raises(MediaToolMissing, match=r"livekit_demo\[media\]"):
         find_ffmpeg()
+
+
+def test_a_big_gop_never_drops_a_new_viewer() -> None:
+    async def run() -> None:
+        hub = Hub(max_streams=1, max_viewers=2, viewer_queue_bytes=300)
+        stream = hub.open("room1", lambda: None)
+        for ts in range(0, 400, 40):
+            stream.publish(_video(ts == 0, ts=ts))  # a GOP of ~1 KB, over the 300-byte bound
+        viewer = hub.subscribe("room1", "flv")
+        assert not viewer.closed and len(await viewer.batch()) == 10
+        stream.publish(_video(False, ts=400))
+        assert not viewer.closed
+
+    asyncio.run(run())

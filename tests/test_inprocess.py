@@ -13,7 +13,7 @@ import pytest
 
 import livekit_demo
 from livekit_demo.api import create_app
-from livekit_demo.client import ApiError, connect
+from livekit_demo.client import ApiError, ServerUnavailable, connect
 from livekit_demo.inprocess import AppAwaitedIO, InProcessServer, InProcessTransport, is_inprocess_url
 from livekit_demo.passwords import hash_password
 from livekit_demo.runner import current_server, running_servers, start_server, stop_all
@@ -44,7 +44,7 @@ def test_start_server_inprocess_gives_a_handle_with_the_same_api(tmp_path: Path)
     assert [r["id"] for r in client.list()] == [room["id"]]
     server.stop()
     assert not server.running and running_servers() == []
-    with pytest.raises(httpx.ConnectError, match="no in-process AppServer named"):
+    with pytest.raises(ServerUnavailable, match=f"the server at {server.url} was stopped"):
         client.list()
     server.stop()  # twice is harmless
 

@@ -43,7 +43,7 @@ def test_in_the_browser_uvicorn_pyyaml_jupyterlab_and_sql_drivers_are_left_out(t
     with_widgets = {r.name for r in lite._requirements(meta, BROWSER, extras=lite.BROWSER_EXTRAS)}
     assert with_widgets == base | {"ipywidgets", "segno"}  # the lab extra, less jupyterlab
     here = {r.name for r in lite._requirements(meta, {**BROWSER, "sys_platform": "linux", "platform_system": "Linux"})}
-    assert {"uvicorn", "pyyaml"} <= here
+    assert {"uvicorn", "pyyaml", "orjson"} <= here
 
 
 def _wheel(folder: Path, name: str, version: str, requires: list[str] | tuple[str, ...] = (), top: str | None = None) -> Path:

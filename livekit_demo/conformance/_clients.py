@@ -39,7 +39,7 @@ def _int(value: Any) -> bool:
        stricter="GET / is SPEC's help line; the original served nothing there")  # fmt: skip
 def _root_url(p: Probe) -> None:
     answer = p.call("/", method="GET", as_user=None)
-    urls = re.findall(r"https?://\S+", answer.text)
+    urls = re.findall(r"[a-z][a-z0-9+.-]*://\S+", answer.text)  # http(s), or inprocess:// for a server in this process
     p.expect(answer.status == 200 and bool(urls), "HTTP 200 naming a base URL", answer.show)
     ending = [u for u in urls if u.rstrip(".,;").endswith("/")]
     p.expect(not ending, "every base URL named without a trailing slash", f"{ending}")

@@ -119,10 +119,12 @@ class Stream:
         """Start a viewer at the last keyframe, with metadata and sequence headers first."""
         start = self._gop[0].timestamp if self._gop else 0
         # Stamped at the GOP's start, so a player sees no jump from 0 to the live timestamps.
-        for header in (self._meta_tag, self._video_header, self._audio_header):
-            if header is not None:
-                viewer.offer(header.restamped(start))
-        for tag in self._gop:
+        headers = [h.restamped(start) for h in (self._meta_tag, self._video_header, self._audio_header) if h is not None]
+        burst = headers + self._gop
+        # The start-up burst is let in whatever its size, on top of the bound: a viewer is dropped
+        # for falling behind the live edge, never for the size of the GOP it starts with.
+        viewer.max_bytes += sum(len(tag.payload) + 15 for tag in burst)
+        for tag in burst:
             viewer.offer(tag)
         self.viewers.add(viewer)
 

@@ -62,7 +62,7 @@ class Feeder:
             stdin.close()  # end of input: ffmpeg finishes its output and exits
 
     async def stop(self) -> None:
-        """Stop feeding and end ffmpeg (terminated if it does not exit by itself within 2 s)."""
+        """Stop feeding and end ffmpeg (killed if it does not exit by itself within 2 s)."""
         self.viewer.close()
         if self._feed is not None:
             self._feed.cancel()
@@ -71,12 +71,22 @@ class Feeder:
             return
         if process.stdin is not None:
             process.stdin.close()
+        # Read what ffmpeg still writes: blocked on a full stdout pipe it would never see the end of
+        # its input, and an unread pipe is never closed.
+        drain = asyncio.get_running_loop().create_task(_discard(process.stdout))
         try:
             await asyncio.wait_for(process.wait(), 2)
         except asyncio.TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(drain, 2)
+
+
+async def _discard(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(256 * 1024):
+        pass
 
 
 class HlsMuxer:
