@@ -325,7 +325,7 @@ class Flow:
         self.panel.get_by_label(label, exact=True).filter(visible=True).fill(text, timeout=self.left())
 
     def last_answer(self) -> Any:
-        # The full JSON sits in a collapsed <details>: read its text, which inner_text (what is shown) leaves out.
+        # The full JSON sits in a collapsed <details>: read its text, which does not need it shown.
         return json.loads(self.answer.locator("pre").text_content(timeout=self.left()) or "")
 
     def shoot(self, name: str, *, whole_page: bool = False) -> Path:

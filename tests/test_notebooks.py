@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-7]_*.ipynb"))
+EVERY_NOTEBOOK = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = [p for p in EVERY_NOTEBOOK if p.name[:2] <= "07"]  # the teaching notebooks this file's layout rules cover
 BARE_REPR = re.compile(r"^<[\w.]+( object)? at 0x[0-9a-fA-F]+>$")
 MAX_LINE = 100  # JupyterLab's default cell width at a laptop's resolution shows about this many characters
 
@@ -34,7 +35,7 @@ def test_nbval_marks_are_cell_tags_not_comments(notebook: Path) -> None:
     assert any("nbval-check-output" in c["metadata"].get("tags", []) for c in code)
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_no_output_is_a_bare_object_repr(notebook: Path) -> None:
     bare = []
     for index, cell in enumerate(cells(notebook)):

@@ -316,6 +316,13 @@ def test_url_panel_lists_every_url_with_verdicts_and_a_qr(make_panel: Callable[.
     assert {e.verdict for e in urls.explanations.values()} == {"valid"}
     assert "<svg" in urls.qr.value and "RTMP push URL" in urls.qr.value
     assert urls.table.value.count("<tr>") == len(names)
+    # A copy button beside each URL, carrying the URL itself (escaped for the attribute).
+    import html as html_module
+    import re as re_module
+
+    copied = [html_module.unescape(u) for u in re_module.findall(r'data-url="([^"]*)"', urls.table.value)]
+    assert sorted(copied) == sorted(e.url for e in urls.explanations.values())
+    assert urls.table.value.count("navigator.clipboard.writeText(this.dataset.url)") == len(names)
     urls.any_url.value = urls.explanations["pull_url_info.flv_url"].url.replace("auth_key=", "auth_key=1")
     urls.explain_button.click()
     assert urls.status_text == "✓ explain: bad signature" and "URL explained" in urls.explained.value

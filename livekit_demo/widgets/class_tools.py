@@ -18,7 +18,7 @@ class ClassTools(Section):
             layout=widgets.Layout(width="auto"),
         )  # fmt: skip
         on_click(self.reset_button, self.reset)
-        super().__init__(session, [self.reset_button])
+        super().__init__(session, [self.reset_button], layout=widgets.Layout(align_items="flex-start"))
         self.reset_button.disabled = not hasattr(session.server, "reset")
 
     def reset(self) -> None:

@@ -88,7 +88,11 @@ class UrlPanel(Section):
         expiry = f", expires {explanation.expires_at:%Y-%m-%d %H:%M} UTC" if explanation.expires_at else ""
         return (
             f"<tr><th style='text-align:left;vertical-align:top'>{html.escape(name)}</th>"
-            f"<td style='text-align:left;word-break:break-all'><code>{html.escape(url)}</code><br>"
+            f"<td style='text-align:left;word-break:break-all'><code>{html.escape(url)}</code> "
+            # The browser copies from the button's own data attribute: no kernel round trip, and the
+            # URL is escaped once as an attribute value (quote=True), never pasted into script text.
+            f"<button class='livekit-demo-copy' title='copy this URL' data-url=\"{html.escape(url, quote=True)}\" "
+            "onclick='navigator.clipboard.writeText(this.dataset.url)'>copy</button><br>"
             f"<span style='color:{color}'>{html.escape(verdict)}</span>"
             f"<small> {html.escape(explanation.reason)}{expiry}</small></td></tr>"
         )
