@@ -35,6 +35,7 @@ except ImportError:  # a browser tab (Pyodide) has no orjson wheel: json does th
     orjson = None  # type: ignore[assignment]
 
 from . import __version__
+from ._platform import threads_available
 from .app_server import AppServer
 from .auth import find_token
 from .callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_signature, parse_push_event
@@ -55,7 +56,6 @@ from .exceptions import (
 )
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
-from .runner import threads_available
 from .schemas import REQUESTS
 
 if TYPE_CHECKING:

@@ -45,9 +45,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from ._platform import threads_available
 from .client import ApiError, AppServerClient, transport_for_url
 from .clock import FixedClock
-from .runner import threads_available
 
 __all__ = ["Audience", "Sample", "Step", "plan", "simulate", "viewer_name"]
 

@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .runner import ServerHandle, threads_available
+from ._platform import threads_available
+from .runner import ServerHandle
 
 if TYPE_CHECKING:
     from .clock import Clock

@@ -24,12 +24,12 @@ import html
 import http.client
 import logging
 import socket
-import sys
 import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._platform import threads_available
 from .clock import Clock
 from .exceptions import SettingsError
 from .serving import DEMO_RULE_WARNING, base_urls, bind_socket, import_uvicorn, is_loopback
@@ -56,10 +56,6 @@ _registry_lock = threading.Lock()
 _running: list[ServerHandle] = []  # oldest first; the last one is `current_server()`
 _stopped_urls: set[str] = set()  # where a server of ours served and no longer does: for clear client errors
 
-
-def threads_available() -> bool:
-    """False where no thread can be started: Pyodide in a browser or Node (``sys.platform == "emscripten"``)."""
-    return sys.platform not in ("emscripten", "wasi")
 
 
 class _ForwardToOurLogger(logging.Handler):

@@ -18,8 +18,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .._platform import threads_available
 from ..audience import Audience, Sample
-from ..runner import threads_available
 from ._base import Section, Session, on_click
 
 __all__ = ["AudienceChart", "AudienceControl", "audience_chart", "render_timeline"]
