@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -219,22 +220,15 @@ def test_load_secret_makes_one_and_keeps_it(store: RoomStore) -> None:
     assert len(made) == 1
 
 
-def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
-    store.insert(room(1, title="0"))
-    threads, rounds = 8, 25
+def _in_threads(threads: int, body: Callable[[], None]) -> None:
+    """Run `body` in `threads` threads released at once; every exception they raise fails the test."""
     start = threading.Barrier(threads)
     errors: list[BaseException] = []
-
-    def increment(record: RoomRecord) -> RoomRecord:
-        value = int(record.title)
-        time.sleep(0)  # invite a thread switch between read and write
-        return record.copy(title=str(value + 1))
 
     def worker() -> None:
         try:
             start.wait()
-            for _ in range(rounds):
-                store.update(room(1).id, increment)
+            body()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -244,6 +238,22 @@ def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
     for thread in pool:
         thread.join()
     assert errors == []
+
+
+def test_concurrent_updates_lose_nothing(store: RoomStore) -> None:
+    store.insert(room(1, title="0"))
+    threads, rounds = 8, 25
+
+    def increment(record: RoomRecord) -> RoomRecord:
+        value = int(record.title)
+        time.sleep(0)  # invite a thread switch between read and write
+        return record.copy(title=str(value + 1))
+
+    def body() -> None:
+        for _ in range(rounds):
+            store.update(room(1).id, increment)
+
+    _in_threads(threads, body)
     assert store.get(room(1).id).title == str(threads * rounds)  # type: ignore[union-attr]
 
 
@@ -282,23 +292,8 @@ def test_delete_forgets_likes_and_mute(store: RoomStore) -> None:
 def test_concurrent_likes_lose_nothing(store: RoomStore) -> None:
     store.insert(room(1))
     threads, rounds = 6, 15
-    start = threading.Barrier(threads)
-    errors: list[BaseException] = []
     totals: list[int] = []
-
-    def worker() -> None:
-        try:
-            start.wait()
-            totals.extend(store.add_likes(room(1).id, 2) or 0 for _ in range(rounds))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    assert errors == []
+    _in_threads(threads, lambda: totals.extend(store.add_likes(room(1).id, 2) or 0 for _ in range(rounds)))
     assert store.stats([room(1).id])[room(1).id].likes == threads * rounds * 2
     assert sorted(totals) == list(range(2, threads * rounds * 2 + 1, 2))  # every caller saw its own total
 
