@@ -56,6 +56,7 @@ from .exceptions import (
 )
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
+from .request_log import log_call
 from .schemas import REQUESTS
 
 if TYPE_CHECKING:
@@ -64,8 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "error_response"]
 
 log = logging.getLogger("livekit_demo.api")
-request_log = logging.getLogger("livekit_demo.requests")
-"""One INFO line per call: method, path, status, milliseconds, user (never a token or a body)."""
 CORS_HEADERS = ["Origin", "Content-Length", "Content-Type", "Authorization", "x-live-env"]
 
 
@@ -246,10 +245,7 @@ async def _answer(
     except Exception:
         log.exception("internal error in %s %s", *where)
         answer = _error_answer(InternalError("internal server error; the server log has the details"))
-    if request_log.isEnabledFor(logging.INFO):
-        # The path only: a ?token= query string never reaches the log.
-        elapsed = (time.perf_counter() - started) * 1000
-        request_log.info("%s %s %d %.1f ms user=%s", *where, answer[0], elapsed, user)
+    log_call(where[0], where[1], answer[0], (time.perf_counter() - started) * 1000, user)
     return answer
 
 

@@ -173,24 +173,10 @@ def _guard_connections(settings: Settings) -> None:
 
 
 def configure_request_log(level: str, stream: TextIO | None = None) -> logging.Handler:
-    """Show our records (one line per request at INFO) on `stream` (default stderr).
+    """Show the request log (one line per call) on `stream` (default stderr): see `request_log.configure`."""
+    from .request_log import configure
 
-    On by default: the request lines show at the default level ``warning`` and at ``info``;
-    ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
-    phone arrive. Idempotent: a second call replaces the handler the first one added.
-    """
-    package = logging.getLogger("livekit_demo")
-    for old in [h for h in package.handlers if getattr(h, _OURS, False)]:
-        package.removeHandler(old)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    setattr(handler, _OURS, True)
-    package.addHandler(handler)
-    package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
-    return handler
-
-
-_OURS = "_livekit_demo_request_log"
+    return configure(level, stream)
 
 
 def import_uvicorn() -> Any:

@@ -1,0 +1,100 @@
+"""The request log: one line per API call (method, path, status, milliseconds, user), never a token or a body.
+
+Lines are records of the logger ``livekit_demo.requests``, so whatever a host attaches to
+`logging` (pytest's caplog, a notebook's handler, a logging config) sees every one of them.
+`configure` puts the one handler `serve` shows them with on the ``livekit_demo`` logger.
+
+When that handler is the only one a line would reach (the usual `serve` process), `log_call`
+writes the line itself, exactly as the handler's formatter would: `logging`'s per-record work
+(a LogRecord, the caller's frame, a formatter, the time zone looked up for the time stamp) costs
+about 25 us, as much as answering a cheap call. Any other handler, filter or formatter on the way
+sends the line through `logging` as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["LOGGER", "RequestLogHandler", "configure", "log_call"]
+
+LOGGER = logging.getLogger("livekit_demo.requests")
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_DATE_FORMAT = "%H:%M:%S"
+_MESSAGE = "%s %s %d %.1f ms user=%s"
+
+
+class RequestLogHandler(logging.StreamHandler[TextIO]):
+    """The handler `configure` installs: a stream handler with the request log's format."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self._own_formatter = logging.Formatter(_FORMAT, _DATE_FORMAT)
+        self.setFormatter(self._own_formatter)
+        self._second = -1
+        self._prefix = ""
+
+    def writes_directly(self) -> bool:
+        """Whether `write_call` writes what `emit` would: nobody replaced the format or added a filter."""
+        return self.formatter is self._own_formatter and not self.filters and self.level <= logging.INFO
+
+    def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
+        """The line `emit` would write for this call's record, written without making the record."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # the time stamp changes once a second: format it once a second
+            self._prefix = f"{time.strftime(_DATE_FORMAT, time.localtime(now))} INFO {LOGGER.name}: "
+            self._second = second
+        line = f"{self._prefix}{method} {path} {status:d} {elapsed_ms:.1f} ms user={user}{self.terminator}"
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line)
+                self.flush()
+            except Exception:  # as `emit` does: a broken stream must not fail the call it reports
+                self.handleError(logging.makeLogRecord({"msg": line.rstrip("\n")}))
+
+
+def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
+    """Show our records (one line per request at INFO) on `stream` (default stderr).
+
+    On by default: the request lines show at the default level ``warning`` and at ``info``;
+    ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
+    phone arrive. Idempotent: a second call replaces the handler the first one added.
+    """
+    package = logging.getLogger("livekit_demo")
+    for old in [h for h in package.handlers if isinstance(h, RequestLogHandler)]:
+        package.removeHandler(old)
+    handler = RequestLogHandler(stream)
+    package.addHandler(handler)
+    package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
+    return handler
+
+
+def log_call(method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
+    """Log one answered call (the path only: a ``?token=`` query string never reaches the log)."""
+    if not LOGGER.isEnabledFor(logging.INFO):
+        return
+    handler = _only_handler()
+    if handler is not None:
+        handler.write_call(method, path, status, elapsed_ms, user)
+    else:
+        LOGGER.info(_MESSAGE, method, path, status, elapsed_ms, user)
+
+
+def _only_handler() -> RequestLogHandler | None:
+    """Our handler when it is the only one an INFO record of `LOGGER` reaches, and nothing filters on the way."""
+    found: RequestLogHandler | None = None
+    logger: logging.Logger | None = LOGGER
+    while logger is not None:
+        if logger.filters:
+            return None
+        for handler in logger.handlers:
+            if found is not None or not isinstance(handler, RequestLogHandler) or not handler.writes_directly():
+                return None
+            found = handler
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return found

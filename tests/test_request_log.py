@@ -1,0 +1,121 @@
+"""The request log writes, without `logging`'s per-record work, exactly the line `logging` would, and
+steps aside whenever anything else would see or change that record."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from livekit_demo import request_log
+from livekit_demo.api import create_app
+from livekit_demo.request_log import LOGGER, RequestLogHandler, configure, log_call
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    """Our handler on a string stream, as `serve` installs it; removed again afterwards."""
+    out = io.StringIO()
+    package = logging.getLogger("livekit_demo")
+    level = package.level
+    handler = configure("warning", out)
+    package.propagate = False  # past pytest's own capture handlers on the root: the lone-handler case of `serve`
+    try:
+        yield out
+    finally:
+        package.propagate = True
+        package.removeHandler(handler)
+        package.setLevel(level)
+
+
+def _through_logging(handler: logging.Handler, *args: object) -> str:
+    """The line `logging` writes for a request record through `handler`'s formatter."""
+    record = LOGGER.makeRecord(LOGGER.name, logging.INFO, __file__, 1, "%s %s %d %.1f ms user=%s", args, None)
+    return handler.format(record) + "\n"
+
+
+@pytest.mark.parametrize("args", [("POST", "/api/v1/live/get", 200, 0.04, "ann"), ("GET", "/auth/refresh_token", 401, 12.3456, "-")])
+def test_the_direct_line_is_the_line_logging_writes(stream: io.StringIO, args: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = request_log._only_handler()
+    assert isinstance(handler, RequestLogHandler)
+    made: list[logging.LogRecord] = []
+    monkeypatch.setattr(LOGGER, "makeRecord", lambda *a, **k: made.append(a) or logging.Logger.makeRecord(LOGGER, *a, **k))
+    log_call(*args)
+    assert made == []  # written without a record
+    written = stream.getvalue()
+    assert written == _through_logging(handler, *args)
+    assert written.endswith(f" INFO livekit_demo.requests: {args[0]} {args[1]} {args[2]} {args[3]:.1f} ms user={args[4]}\n")
+
+
+def test_the_time_stamp_follows_the_clock_across_seconds(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_796_000_000.2]
+    monkeypatch.setattr(request_log.time, "time", lambda: now[0])
+    log_call("POST", "/login", 200, 1.0, "ann")
+    now[0] += 1.0
+    log_call("POST", "/login", 200, 1.0, "ann")
+    first, second = (line.split(" ", 1)[0] for line in stream.getvalue().splitlines())
+    assert first != second
+    assert second == logging.Formatter("%(asctime)s", "%H:%M:%S").format(logging.makeLogRecord({"created": now[0]}))
+
+
+def test_another_handler_filter_or_format_gets_the_record_through_logging(stream: io.StringIO) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    requests = logging.getLogger("livekit_demo.requests")
+    extra = Keep()
+    requests.addHandler(extra)  # a notebook's or a test's handler: it must see every line
+    try:
+        log_call("POST", "/api/v1/live/get", 200, 1.0, "ann")
+    finally:
+        requests.removeHandler(extra)
+    assert [r.getMessage() for r in seen] == ["POST /api/v1/live/get 200 1.0 ms user=ann"]
+    assert stream.getvalue().count("\n") == 1  # and ours still wrote it, once
+
+    requests.addFilter(lambda record: "hidden" not in record.getMessage())
+    try:
+        log_call("POST", "/hidden", 200, 1.0, "ann")
+    finally:
+        requests.filters.clear()
+    assert "/hidden" not in stream.getvalue()  # a logger's filter ran
+
+    handler = request_log._only_handler()
+    assert handler is not None
+    handler.addFilter(lambda record: "secret" not in record.getMessage())
+    log_call("POST", "/secret", 200, 1.0, "ann")
+    assert "/secret" not in stream.getvalue()  # the filter ran
+    handler.filters.clear()
+    handler.setFormatter(logging.Formatter("%(levelname)s|%(message)s"))
+    log_call("POST", "/x", 200, 1.0, "ann")
+    assert stream.getvalue().endswith("INFO|POST /x 200 1.0 ms user=ann\n")
+
+
+def test_levels_still_hide_the_lines(stream: io.StringIO) -> None:
+    configure("error", stream)
+    log_call("POST", "/login", 200, 1.0, "ann")
+    assert stream.getvalue() == ""
+
+
+def test_a_broken_stream_does_not_fail_the_call(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = request_log._only_handler()
+    assert handler is not None
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    stream.close()  # writing raises ValueError now
+    log_call("POST", "/login", 200, 1.0, "ann")
+    assert len(reported) == 1
+
+
+def test_api_calls_write_one_line_each(stream: io.StringIO) -> None:
+    with TestClient(create_app(storage="memory")) as client:
+        client.post("/login", json={"username": "ann", "password": "ann"})
+        client.post("/api/v1/live/get", json={"id": "x", "user_id": "ann"})
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1].rsplit(" ", 3)[0] for line in lines] == ["POST /login 200", "POST /api/v1/live/get 401"]
+    assert lines[0].endswith("user=ann") and lines[1].endswith("user=-")
