@@ -81,7 +81,7 @@ def _call_context(request: Request) -> CallContext:
     )
 
 
-async def _read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int) -> bytes:
+async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
     """The body, refusing (413) as soon as it passes `limit`, before reading the rest."""
     declared = headers.get("content-length")
     if declared is not None:
@@ -93,12 +93,25 @@ async def _read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], l
             raise PayloadTooLarge(f"request body of {declared} bytes is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in stream:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ClientDisconnect()
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not more and not chunks:
+            if len(chunk) > limit:  # the common case: the whole body in one message
+                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+            return chunk
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not more:
+            return b"".join(chunks)
 
 
 def _check_content_type(headers: Mapping[str, str], body: bytes) -> None:
@@ -210,7 +223,7 @@ async def _answer(
     inline: bool,
     server: AppServer,
     headers: Mapping[str, str],
-    chunks: AsyncIterator[bytes],
+    receive: Receive,
     token_of: Callable[[], str | None],
     context: Callable[[str | None], CallContext],
     where: tuple[str, str],
@@ -220,7 +233,7 @@ async def _answer(
     started = time.perf_counter()
     user = "-"
     try:
-        body = await _read_body(headers, chunks, server.settings.server.max_body)
+        body = await _read_body(headers, receive, server.settings.server.max_body)
         _check_content_type(headers, body)
         actor = ANONYMOUS
         token = token_of()
@@ -266,7 +279,7 @@ def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:
             return dataclasses.replace(_call_context(request), token=token)
 
         where = (request.method, request.url.path)
-        status, body, headers = await _answer(op, inline, server, request.headers, request.stream(), lambda: _token_of(request), context, where)
+        status, body, headers = await _answer(op, inline, server, request.headers, request.receive, lambda: _token_of(request), context, where)
         response = Response(body, status_code=status, media_type="application/json")
         response.raw_headers[:0] = headers  # before Content-Length and Content-Type, as JSONResponse puts them
         log.debug("%s %s -> %d in %.1f ms", *where, status, (time.perf_counter() - started) * 1000)
@@ -339,17 +352,6 @@ def _direct(op: Operation, inline: bool) -> Direct:
             if name not in headers:  # the first of repeated headers, as Starlette's Headers.get answers
                 headers[name] = value.decode("latin-1")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                if message["type"] == "http.request":
-                    if chunk := message.get("body", b""):
-                        yield chunk
-                    if not message.get("more_body", False):
-                        return
-
         def token_of() -> str | None:
             query: Mapping[str, str] = QueryParams(scope["query_string"]) if scope.get("query_string") else {}
             cookies: dict[str, str] = {}
@@ -372,7 +374,7 @@ def _direct(op: Operation, inline: bool) -> Direct:
             return CallContext(client=client[0] if client else "", token=token, base_url=base[0], host=base[1])
 
         where = (scope["method"], scope["path"])
-        status, body, extra = await _answer(op, inline, server, headers, chunks(), token_of, context, where)
+        status, body, extra = await _answer(op, inline, server, headers, receive, token_of, context, where)
         response_headers = [*extra, (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         if "origin" in headers:
             response_headers += _CORS_ORIGIN_HEADERS
@@ -447,7 +449,7 @@ async def _push_callback(request: Request) -> Response:
     server: AppServer = request.app.state.server
     inline: bool = request.app.state.inline
     try:
-        body = await _read_body(request.headers, request.stream(), server.settings.server.max_body)
+        body = await _read_body(request.headers, request.receive, server.settings.server.max_body)
         params = _callback_params(request, body)
         ls = server.settings.live_stream
         check_signature(

@@ -7,12 +7,14 @@ Lines are records of the logger ``livekit_demo.requests``, so whatever a host at
 When that handler is the only one a line would reach (the usual `serve` process), `log_call`
 writes the line itself, exactly as the handler's formatter would: `logging`'s per-record work
 (a LogRecord, the caller's frame, a formatter, the time zone looked up for the time stamp) costs
-about 25 us, as much as answering a cheap call. Any other handler, filter or formatter on the way
-sends the line through `logging` as usual.
+about 25 us, as much as answering a cheap call; and on an event loop the lines of one pass of the
+loop leave in one write (a write per line cost a busy server as much again). Any other handler,
+filter or formatter on the way sends the line through `logging` as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -35,25 +37,59 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
         self.setFormatter(self._own_formatter)
         self._second = -1
         self._prefix = ""
+        self._pending: list[str] = []  # lines written by `write_call`, not yet on the stream
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is waiting on
 
     def writes_directly(self) -> bool:
         """Whether `write_call` writes what `emit` would: nobody replaced the format or added a filter."""
         return self.formatter is self._own_formatter and not self.filters and self.level <= logging.INFO
 
     def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
-        """The line `emit` would write for this call's record, written without making the record."""
+        """The line `emit` would write for this call's record, written without making the record.
+
+        On an event loop, lines wait for the end of the loop's current pass and leave in one write:
+        a write per call to a terminal or a file costs more than answering a cheap call, and a busy
+        server finishes many calls per pass. Elsewhere (no loop) each line is written at once.
+        """
         now = time.time()
         second = int(now)
         if second != self._second:  # the time stamp changes once a second: format it once a second
             self._prefix = f"{time.strftime(_DATE_FORMAT, time.localtime(now))} INFO {LOGGER.name}: "
             self._second = second
         line = f"{self._prefix}{method} {path} {status:d} {elapsed_ms:.1f} ms user={user}{self.terminator}"
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            if loop is not None and loop is self._flush_on:
+                return  # that pass's flush takes this line too
+            self._flush_on = loop
+        if loop is None:
+            self.flush()
+        else:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines waiting (see `write_call`), then flush the stream; also called by
+        `logging.shutdown` at exit, so no line is left behind."""
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_on = None
+            text = "".join(self._pending)
+            self._pending.clear()
             try:
-                self.stream.write(line)
-                self.flush()
+                if text:
+                    self.stream.write(text)
+                super().flush()
             except Exception:  # as `emit` does: a broken stream must not fail the call it reports
-                self.handleError(logging.makeLogRecord({"msg": line.rstrip("\n")}))
+                self.handleError(logging.makeLogRecord({"msg": text.rstrip("\n")}))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """As `StreamHandler.emit`, after the lines still waiting, so the log keeps its order."""
+        if self._pending:
+            self.flush()
+        super().emit(record)
 
 
 def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
@@ -65,6 +101,7 @@ def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
     """
     package = logging.getLogger("livekit_demo")
     for old in [h for h in package.handlers if isinstance(h, RequestLogHandler)]:
+        old.flush()
         package.removeHandler(old)
     handler = RequestLogHandler(stream)
     package.addHandler(handler)

@@ -28,6 +28,7 @@ __all__ = [
     "type_a_hash",
     "type_a_auth_key",
     "sign_url",
+    "Signer",
     "srt_url",
     "rtc_token",
     "rtc_url",
@@ -60,13 +61,33 @@ def type_a_auth_key(uri: str, key: str, exp: int | str, rand: str = "0", uid: st
 
 def sign_url(url: str, key: str, exp: int) -> str:
     """`url` with an ``auth_key`` parameter for its path; unchanged when `key` is empty (unsigned)."""
-    if not key:
-        return url
-    base, _, query = url.partition("?")
-    if query and any(name == "auth_key" for name, _ in parse_qsl(query, keep_blank_values=True)):
-        raise ValueError(f"already signed: {url}")
-    auth = f"auth_key={type_a_auth_key(_path_of(base), key, exp)}"
-    return f"{base}?{query}&{auth}" if query else f"{base}?{auth}"
+    return Signer(key, exp)(url)
+
+
+class Signer:
+    """`sign_url` with one key and expiry for the several URLs of one answer.
+
+    A room's URLs share paths (RTMP, RTS and SRT publish to one; RTMP and RTS play one), and a
+    path's auth_key depends on nothing else: each is hashed once.
+    """
+
+    def __init__(self, key: str, exp: int) -> None:
+        self.key = key
+        self.exp = exp
+        self._auth_keys: dict[str, str] = {}
+
+    def __call__(self, url: str) -> str:
+        """`sign_url(url, key, exp)`."""
+        if not self.key:
+            return url
+        base, _, query = url.partition("?")
+        if query and any(name == "auth_key" for name, _ in parse_qsl(query, keep_blank_values=True)):
+            raise ValueError(f"already signed: {url}")
+        path = _path_of(base)
+        auth_key = self._auth_keys.get(path)
+        if auth_key is None:
+            auth_key = self._auth_keys[path] = type_a_auth_key(path, self.key, self.exp)
+        return f"{base}?{query}&auth_key={auth_key}" if query else f"{base}?auth_key={auth_key}"
 
 
 def _path_of(url: str) -> str:
@@ -83,9 +104,10 @@ def _path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-def srt_url(host: str, uri: str, key: str, exp: int, *, mode: str = "publish") -> str:
-    """The SRT form: the resource, its auth_key and the mode live inside ``streamid``."""
-    resource = sign_url(uri, key, exp)
+def srt_url(host: str, uri: str, key: str, exp: int, *, mode: str = "publish", signer: Signer | None = None) -> str:
+    """The SRT form: the resource, its auth_key and the mode live inside ``streamid``
+    (`signer`, when given, signs with its own key and expiry)."""
+    resource = (signer or Signer(key, exp))(uri)
     return f"srt://{host}:{SRT_PORT}?streamid=#!::h={host},r={resource},m={mode}"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from .clock import Clock
 from .models import Mode, RoomRecord
 from .settings import LiveMicSettings, LiveStreamSettings, Settings
-from .signing import RTC_HOST, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
+from .signing import RTC_HOST, Signer, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
 from .types import JSONDict, RoomId, UserId
 
 __all__ = ["StreamUrls", "EdgeAddress", "LINK_TTL", "LINK_CDN_APP", "LINK_STREAM_KINDS", "link_stream_name"]
@@ -164,10 +164,11 @@ class StreamUrls:
     def _push(self, room_id: RoomId, exp: int, host: str) -> JSONDict:
         ls = self.live_stream
         uri = f"/{ls.app_name}/{room_id}"
+        signed = Signer(ls.push_auth_key, exp)
         return {
-            "rtmp_url": sign_url(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}", ls.push_auth_key, exp),
-            "rts_url": sign_url(f"artc://{ls.push_url}{uri}", ls.push_auth_key, exp),
-            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp),
+            "rtmp_url": signed(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}"),
+            "rts_url": signed(f"artc://{ls.push_url}{uri}"),
+            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp, signer=signed),
         }
 
     def _pull(self, app: str, stream: str, exp: int, host: str = "") -> JSONDict:
@@ -176,11 +177,12 @@ class StreamUrls:
         rtmp = self._rtmp_authority(ls.pull_url, host)
         http = self._http_authority(ls.pull_url, host)
         scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
+        signed = Signer(ls.pull_auth_key, exp)
         return {
-            "rtmp_url": sign_url(f"rtmp://{rtmp}{path}", ls.pull_auth_key, exp),
-            "rts_url": sign_url(f"artc://{ls.pull_url}{path}", ls.pull_auth_key, exp),
-            "flv_url": sign_url(f"{scheme}://{http}{path}.flv", ls.pull_auth_key, exp),
-            "hls_url": sign_url(f"{scheme}://{http}{path}.m3u8", ls.pull_auth_key, exp),
+            "rtmp_url": signed(f"rtmp://{rtmp}{path}"),
+            "rts_url": signed(f"artc://{ls.pull_url}{path}"),
+            "flv_url": signed(f"{scheme}://{http}{path}.flv"),
+            "hls_url": signed(f"{scheme}://{http}{path}.m3u8"),
         }
 
     def _rtmp_authority(self, domain: str, host: str) -> str:

@@ -20,7 +20,6 @@ from starlette.testclient import TestClient
 
 from livekit_demo import api, signing
 from livekit_demo import auth as auth_module
-from livekit_demo import streams as streams_module
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.auth import Authenticator
@@ -276,23 +275,47 @@ def test_the_path_of_a_url_is_what_urlsplit_says() -> None:
 def test_urls_are_reused_within_their_second_and_made_anew_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FixedClock("2026-11-28T10:15:00.200Z")
     urls = StreamUrls(LiveStreamSettings(push_auth_key="pk", pull_auth_key="qk"), LiveMicSettings(), clock)
-    signed: list[str] = []
-    real = streams_module.sign_url
-    monkeypatch.setattr(streams_module, "sign_url", lambda url, key, exp: signed.append(url) or real(url, key, exp))
+    hashed: list[str] = []
+    real = signing.type_a_auth_key
+    monkeypatch.setattr(signing, "type_a_auth_key", lambda path, key, exp: hashed.append(path) or real(path, key, exp))
     first = urls.pull_info("room1")
-    assert len(signed) == 4
+    assert hashed == ["/live/room1", "/live/room1.flv", "/live/room1.m3u8"]  # RTMP and RTS play one path: one hash
     first["rtmp_url"] = "changed by the caller"
     clock.advance(0.7)  # 10:15:00.900, the same second
     again = urls.pull_info("room1")
-    assert len(signed) == 4 and again["rtmp_url"].startswith("rtmp://") and explain_url(again["rtmp_url"], "qk", now=clock.now()).verdict == "valid"
+    assert len(hashed) == 3 and again["rtmp_url"].startswith("rtmp://") and explain_url(again["rtmp_url"], "qk", now=clock.now()).verdict == "valid"
     clock.advance(0.1)  # the next second: a new expiry
     later = urls.pull_info("room1")
-    assert len(signed) == 8 and later["rtmp_url"] != again["rtmp_url"]
+    assert len(hashed) == 6 and later["rtmp_url"] != again["rtmp_url"]
     expiry = int(clock.now().timestamp()) + urls.live_stream.auth_expires
     assert f"auth_key={expiry}-" in later["rtmp_url"]
     urls.live_stream = LiveStreamSettings(push_auth_key="pk", pull_auth_key="another")  # new settings: new URLs
-    assert urls.pull_info("room1")["rtmp_url"] != later["rtmp_url"] and len(signed) == 12
-    assert urls.push_info("room1") == urls.push_info("room1") and len(signed) == 14  # srt_url signs inside srt_url
+    assert urls.pull_info("room1")["rtmp_url"] != later["rtmp_url"] and len(hashed) == 9
+    assert urls.push_info("room1") == urls.push_info("room1") and hashed[9:] == ["/live/room1"]  # RTMP, RTS, SRT: one path
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["rtmp://push.example.com/live/r1", "artc://push.example.com/live/r1", "https://pull.example.com/live/r1.flv",
+     "/live/r1", "http://[::1]:8080/live/r1.m3u8", "rtmp://h/live/r1?a=1&b=", "http://h/a%20b/r?x#frag", "rtmp://h"],
+)
+def test_a_shared_signer_signs_each_url_as_sign_url_alone_would(url: str) -> None:
+    shared = signing.Signer("k", 1_796_000_000)
+    for other in ("rtmp://push.example.com/live/r1", "/live/r1.flv", "http://h/a%20b/r"):
+        shared(other)  # paths hashed before: reused only where the path is the same
+    alone = sign_url_by_hand(url, "k", 1_796_000_000)
+    assert shared(url) == alone == signing.sign_url(url, "k", 1_796_000_000)
+    assert signing.Signer("", 1)(url) == url  # no key: unsigned
+
+
+def sign_url_by_hand(url: str, key: str, exp: int) -> str:
+    """Type A signing as the document spells it: the md5 of path-exp-rand-uid-key, on the path urlsplit reads."""
+    import hashlib
+
+    digest = hashlib.md5(f"{urlsplit(url).path}-{exp}-0-0-{key}".encode()).hexdigest()
+    base, _, query = url.partition("?")
+    auth = f"auth_key={exp}-0-0-{digest}"
+    return f"{base}?{query}&{auth}" if query else f"{base}?{auth}"
 
 
 def test_times_are_formatted_as_strftime_formats_them() -> None:

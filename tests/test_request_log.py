@@ -119,3 +119,57 @@ def test_api_calls_write_one_line_each(stream: io.StringIO) -> None:
     lines = stream.getvalue().splitlines()
     assert [line.split(": ", 1)[1].rsplit(" ", 3)[0] for line in lines] == ["POST /login 200", "POST /api/v1/live/get 401"]
     assert lines[0].endswith("user=ann") and lines[1].endswith("user=-")
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_on_a_loop_the_lines_of_one_pass_leave_in_one_write(stream: io.StringIO) -> None:
+    import asyncio
+
+    out = _CountingStream()
+    configure("warning", out)
+
+    async def three_calls_then_a_pass() -> tuple[str, str]:
+        for user in ("ann", "bob", "cy"):
+            log_call("POST", "/api/v1/live/get", 200, 1.0, user)
+        during = out.getvalue()
+        await asyncio.sleep(0)  # the loop's next pass
+        await asyncio.sleep(0)
+        return during, out.getvalue()
+
+    during, after = asyncio.run(three_calls_then_a_pass())
+    assert during == "" and out.writes == 1
+    assert [line.rsplit("=", 1)[1] for line in after.splitlines()] == ["ann", "bob", "cy"]
+    log_call("POST", "/login", 200, 1.0, "dee")  # no loop here: written at once
+    assert out.getvalue().endswith("user=dee\n") and out.writes == 2
+
+
+def test_waiting_lines_are_written_before_a_record_and_at_shutdown(stream: io.StringIO) -> None:
+    import asyncio
+
+    async def a_line_then_a_record() -> None:
+        log_call("POST", "/api/v1/live/get", 200, 1.0, "ann")
+        logging.getLogger("livekit_demo.api").warning("after the call")  # through logging, same handler
+
+    asyncio.run(a_line_then_a_record())
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("user=ann") and lines[1].endswith("after the call")
+
+    loop = asyncio.new_event_loop()
+    loop.call_soon(log_call, "POST", "/login", 200, 1.0, "bob")
+    loop.call_soon(loop.stop)  # the same pass stops the loop: the pass that would write the line never comes
+    loop.run_forever()
+    loop.close()
+    assert "user=bob" not in stream.getvalue()
+    logging.shutdown()  # what the interpreter does at exit
+    assert stream.getvalue().endswith("user=bob\n")
+    log_call("POST", "/login", 200, 1.0, "cy")  # a closed loop's flush does not hold back later lines
+    assert stream.getvalue().endswith("user=cy\n")
