@@ -43,6 +43,8 @@ class Presence:
 
     def __call__(self, room_id: RoomId) -> int:
         """How many viewers of `room_id` are online (the online-source interface)."""
+        if room_id not in self._seen:  # most rooms have no heartbeating viewer: no clock, no lock
+            return 0
         now = self.clock.now().timestamp()
         with self._lock:
             return self._drop_expired(room_id, now)

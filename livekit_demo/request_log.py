@@ -67,28 +67,32 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
                 return  # that pass's flush takes this line too
             self._flush_on = loop
         if loop is None:
-            self.flush()
+            self._write_pending()
         else:
-            loop.call_soon(self.flush)
+            loop.call_soon(self._write_pending)
 
     def flush(self) -> None:
-        """Write the lines waiting (see `write_call`), then flush the stream; also called by
-        `logging.shutdown` at exit, so no line is left behind."""
+        """Write the lines still waiting (see `write_call`), then flush the stream as
+        `StreamHandler.flush` does; `logging.shutdown` calls it at exit, so no line is left behind."""
+        self._write_pending()
+        super().flush()
+
+    def _write_pending(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._flush_on = None
+            if not self._pending:
+                return
             text = "".join(self._pending)
             self._pending.clear()
             try:
-                if text:
-                    self.stream.write(text)
+                self.stream.write(text)
                 super().flush()
-            except Exception:  # as `emit` does: a broken stream must not fail the call it reports
+            except Exception:  # as `emit` does: a broken stream must not fail the calls it reports
                 self.handleError(logging.makeLogRecord({"msg": text.rstrip("\n")}))
 
     def emit(self, record: logging.LogRecord) -> None:
         """As `StreamHandler.emit`, after the lines still waiting, so the log keeps its order."""
-        if self._pending:
-            self.flush()
+        self._write_pending()
         super().emit(record)
 
 
@@ -101,7 +105,7 @@ def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
     """
     package = logging.getLogger("livekit_demo")
     for old in [h for h in package.handlers if isinstance(h, RequestLogHandler)]:
-        old.flush()
+        old._write_pending()  # its waiting lines, before it goes
         package.removeHandler(old)
     handler = RequestLogHandler(stream)
     package.addHandler(handler)

@@ -75,6 +75,7 @@ class Transition:
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"})
 _TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
 _read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
+_TEMPLATES = 4096  # RoomInfo templates kept (see RoomService._template)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -191,7 +192,10 @@ class _Metrics:
         self._online_sources.append(source)
 
     def online(self, room_id: RoomId) -> int:
-        return sum(source(room_id) for source in self._online_sources) if self._online_sources else 0
+        online = 0
+        for source in self._online_sources:  # a loop, not sum(generator): on every RoomInfo answered
+            online += source(room_id)
+        return online
 
     def visit(self, room_id: RoomId, user_id: UserId) -> None:
         with self._lock:
@@ -235,6 +239,8 @@ class RoomService:
         self._events: deque[StreamEvent] = deque(maxlen=MAX_EVENTS)
         self._events_lock = threading.Lock()
         self._delete_listeners: builtins.list[Callable[[RoomId], None]] = []
+        # The part of each answered RoomInfo that its row and URLs decide (see `_template`).
+        self._templates: dict[tuple[Any, ...], tuple[object, RoomInfo]] = {}
 
     def on_delete(self, listener: Callable[[RoomId], None]) -> None:
         """Call `listener(room_id)` after each room is deleted (the local edge disconnects its publisher)."""
@@ -552,6 +558,41 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
+    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None) -> RoomInfo:
+        """The stored fields as answered (in the original's order), then the URLs: everything of a
+        RoomInfo but the counters and the mute state, which change between calls.
+
+        Kept per row content, host, push or not and co-streaming viewer, while the URLs would come
+        out the same (`StreamUrls.generation`: the same second, settings and edge). A list page
+        answers ten rooms, so building each anew (times formatted, URLs looked up) once cost more
+        than the rest of the call.
+        """
+        stored = _read_stored(record)
+        key = (stored, host, with_push, link_viewer)
+        generation = self.streams.generation()
+        try:
+            found = self._templates.get(key)
+            keep = True
+        except TypeError:  # an unhashable value in a row from elsewhere: answered, just not kept
+            found, keep = None, False
+        if found is not None and found[0] is generation:
+            return found[1]
+        info = RoomInfo(zip(ROOMINFO_FIELDS, stored, strict=True))
+        for name in _TIMES_ANSWERED:
+            info[name] = format_time(info[name])
+        info["status"] = int(info["status"])
+        info["mode"] = int(info["mode"])
+        info["pull_url_info"] = self.streams.pull_info(record.id, host)
+        if with_push:
+            info["push_url_info"] = self.streams.push_info(record.id, host)
+        if link_viewer is not None:
+            info["link_info"] = self.streams.link_info(record, link_viewer, host)
+        if keep:
+            if len(self._templates) >= _TEMPLATES:
+                self._templates.clear()  # rows, hosts and seconds come and go: start afresh
+            self._templates[key] = (generation, info)
+        return info
+
     def _room_info(
         self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "",
         stats: RoomStats | None = None,
@@ -559,19 +600,16 @@ class RoomService:
         """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
         if stats is None:
             stats = self._stats_of(record.id)
-        # The stored fields the original answers, in its order, read in one go; then the few that
-        # are not answered as stored are converted in place (which keeps their place in the order).
-        info = RoomInfo(zip(ROOMINFO_FIELDS, _read_stored(record), strict=True))
-        for name in _TIMES_ANSWERED:
-            info[name] = format_time(info[name])
-        info["status"] = int(info["status"])
-        info["mode"] = int(info["mode"])
-        info["pull_url_info"] = self.streams.pull_info(record.id, host)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
-        if with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id):
-            info["push_url_info"] = self.streams.push_info(record.id, host)
-        if record.mode == Mode.LINK:
-            info["link_info"] = self.streams.link_info(record, viewer, host)
+        with_push = with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id)
+        info = RoomInfo(self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None))
+        # Copies of the nested objects: the caller may change its answer, not the template.
+        info["pull_url_info"] = dict(info["pull_url_info"])
+        if with_push:
+            info["push_url_info"] = dict(info["push_url_info"])
+        if "link_info" in info:
+            link = info["link_info"] = dict(info["link_info"])
+            link["cdn_pull_info"] = dict(link["cdn_pull_info"])
         info["metrics"] = self.metrics.of(record.id, stats.likes)
         # A muted chat silences everyone but the anchor; "group" is the web client's word for the whole chat.
         muted = stats.muted and viewer != record.anchor_id

@@ -138,6 +138,11 @@ class StreamUrls:
             return next((e for e in tried if e.signature_valid), tried[0] if tried else unkeyed)
         return unkeyed
 
+    def generation(self) -> object:
+        """A token that stays the same object while every URL made would come out the same: the
+        same second (expiries are the second plus a fixed TTL), settings and edge."""
+        return self._made_in(self.clock.timestamp())
+
     def _made_in(self, now: int) -> dict[tuple[str, ...], Any]:
         """The URLs made in second `now` under the current settings and edge (a new, empty table when any changed)."""
         stamp, made = self._made

@@ -20,11 +20,12 @@ from starlette.testclient import TestClient
 
 from livekit_demo import api, signing
 from livekit_demo import auth as auth_module
+from livekit_demo import streams as streams_module
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.auth import Authenticator
 from livekit_demo.clock import FixedClock, format_time, to_second
-from livekit_demo.exceptions import Unauthorized
+from livekit_demo.exceptions import LifecycleConflict, Unauthorized
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import AuthSettings, LiveMicSettings, LiveStreamSettings, Settings
 from livekit_demo.signing import explain_url
@@ -323,3 +324,69 @@ def test_times_are_formatted_as_strftime_formats_them() -> None:
                  datetime(2026, 11, 28, 10, 15, 0, 999999, tzinfo=timezone.utc), datetime(2026, 11, 28, 18, 15, tzinfo=timezone(timedelta(hours=8)))):  # fmt: skip
         assert format_time(when) == to_second(when).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert format_time(when) == format_time(when)  # from the table the second time
+
+
+def test_room_infos_built_from_kept_templates_are_the_room_infos_built_anew() -> None:
+    """Whatever changes between two answers (a row, the second, the settings, the edge, the host,
+    who looks, the counters), an answer from a kept template is the one built from nothing."""
+    clock = FixedClock("2026-11-28T10:15:00.300Z")
+    auth = {"jwt_secret": SECRET, "users": {"root": hash_password("root-password")}, "admins": ["root"]}
+    server = AppServer(Settings.build(env={}, storage="memory", auth=auth), clock=clock)
+    rooms = server.rooms
+    ann, bob, root = (server.auth.identity(user) for user in ("ann", "bob", "root"))
+    made = [rooms.create(ann, {"title": "plain", "anchor": "ann"}), rooms.create(ann, {"title": "link", "anchor": "ann", "mode": 1})]
+    rng = random.Random(7)
+
+    def built_anew(record: Any, viewer: str, actor: Any, host: str) -> dict[str, Any]:
+        kept = dict(rooms._templates)
+        rooms._templates.clear()
+        try:
+            return rooms._room_info(record, viewer, actor, host=host)
+        finally:
+            rooms._templates.clear()
+            rooms._templates.update(kept)
+
+    steps = [
+        lambda room: None,
+        lambda room: clock.advance(0.4),  # sometimes the same second, sometimes the next
+        lambda room: rooms.update(ann, room["id"], {"title": f"title {rng.random()}"}),
+        lambda room: _may_conflict(lambda: rooms.transition(rng.choice(["start", "pause", "stop"]), ann, room["id"], "ann")),
+        lambda room: rooms.get(bob, room["id"], "bob"),  # a visit: the counters move
+        lambda room: setattr(rooms.streams, "live_stream", dataclasses.replace(rooms.streams.live_stream, pull_auth_key=f"k{rng.random()}")),
+        lambda room: setattr(rooms.streams, "edge", rng.choice([None, streams_module.EdgeAddress(1935, 8080)])),
+    ]
+    compared = 0
+    for _ in range(300):
+        room = rng.choice(made)
+        rng.choice(steps)(room)
+        record = rooms.store.get(room["id"])
+        viewer, actor = rng.choice([("ann", ann), ("bob", bob), ("root", root), ("ann", root)])
+        host = rng.choice(["", "127.0.0.1", "192.168.1.20", "phone.local"])
+        answer = rooms._room_info(record, viewer, actor, host=host)
+        assert answer == built_anew(record, viewer, actor, host)
+        assert list(answer) == list(built_anew(record, viewer, actor, host))  # the same order of fields
+        for part in ("pull_url_info", "push_url_info", "link_info"):
+            if part in answer:  # a caller changing its answer changes no later one
+                answer[part]["rtmp_url" if part != "link_info" else "rtc_push_url"] = "changed"
+        if "link_info" in answer:
+            answer["link_info"]["cdn_pull_info"]["rtmp_url"] = "changed"
+        compared += 1
+    assert compared == 300 and 0 < len(rooms._templates) <= 4096
+
+
+def _may_conflict(step: Callable[[], Any]) -> None:
+    try:
+        step()
+    except LifecycleConflict:
+        pass  # e.g. pausing an ended room: nothing changed
+
+
+def test_a_row_with_an_unhashable_value_is_answered_without_a_template() -> None:
+    server = AppServer(Settings.build(env={}, storage="memory", auth={"jwt_secret": SECRET}))
+    ann = server.auth.identity("ann")
+    room = server.rooms.create(ann, {"title": "t", "anchor": "ann"})
+    record = server.rooms.store.get(room["id"])
+    record.meeting_info = ["not", "text"]  # what a row written by another program might hold
+    before = len(server.rooms._templates)
+    answer = server.rooms._room_info(record, "ann", ann)
+    assert answer["meeting_info"] == ["not", "text"] and len(server.rooms._templates) == before

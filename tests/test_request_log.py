@@ -17,18 +17,24 @@ from livekit_demo.request_log import LOGGER, RequestLogHandler, configure, log_c
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    """Our handler on a string stream, as `serve` installs it; removed again afterwards."""
+    """Our handler on a string stream, alone, as `serve` installs it; everything put back afterwards."""
     out = io.StringIO()
     package = logging.getLogger("livekit_demo")
-    level = package.level
-    handler = configure("warning", out)
+    requests = logging.getLogger("livekit_demo.requests")
+    saved = [(logger, logger.handlers[:], logger.filters[:], logger.level, logger.propagate) for logger in (package, requests)]
+    for logger in (package, requests):  # handlers other tests left (a notebook runner's, say)
+        logger.handlers.clear()
+        logger.filters.clear()
+    configure("warning", out)
     package.propagate = False  # past pytest's own capture handlers on the root: the lone-handler case of `serve`
     try:
         yield out
     finally:
-        package.propagate = True
-        package.removeHandler(handler)
-        package.setLevel(level)
+        for logger, handlers, filters, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.filters[:] = filters
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def _through_logging(handler: logging.Handler, *args: object) -> str:
