@@ -58,6 +58,8 @@ from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
 from .request_log import log_call
 from .schemas import REQUESTS
+from .types import JSONDict
+from .validation import Schema
 
 if TYPE_CHECKING:
     from .live_edge import LiveEdge
@@ -147,6 +149,33 @@ def _parse_json(body: bytes) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _validated(schema: Schema, body: bytes) -> JSONDict:
+    """`schema.validate(_parse_json(body))`, remembered for small bodies of plain fields.
+
+    Both steps depend on the bytes alone, and clients repeat themselves: a viewer polls `get` with
+    one body, a lobby pages `list` with another. A body seen before skips reading and checking;
+    each call gets its own copy (of text, numbers and flags only: nothing a handler could change
+    in place). Refused bodies are not remembered: every one is read and refused anew.
+    """
+    if len(body) > _REMEMBERED_BODY_SIZE:
+        return schema.validate(_parse_json(body))
+    key = (schema.name, body)
+    fields = _VALIDATED.get(key)
+    if fields is None:
+        fields = schema.validate(_parse_json(body))
+        if all(value is None or type(value) in _PLAIN for value in fields.values()):
+            if len(_VALIDATED) >= _REMEMBERED_BODIES:
+                _VALIDATED.clear()
+            _VALIDATED[key] = fields
+    return dict(fields)
+
+
+_PLAIN = (str, int, bool)
+_REMEMBERED_BODY_SIZE = 1024  # bytes: a get, list or create body is well under it
+_REMEMBERED_BODIES = 1024
+_VALIDATED: dict[tuple[str, bytes], JSONDict] = {}
 
 
 def _loads(body: bytes) -> Any:
@@ -242,7 +271,7 @@ async def _answer(
                 raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
             actor = server.auth.verify(token)
             user = actor.user_id
-        fields = schema.validate(_parse_json(body)) if schema is not None else {}
+        fields = _validated(schema, body) if schema is not None else {}
         if not op.authenticated and isinstance(fields.get("username"), str):
             user = fields["username"]  # /login: who is trying, shown even when it fails
         result = await _run(op, server, actor, fields, context(token), inline=inline)

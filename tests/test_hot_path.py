@@ -25,7 +25,7 @@ from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.auth import Authenticator
 from livekit_demo.clock import FixedClock, format_time, to_second
-from livekit_demo.exceptions import LifecycleConflict, Unauthorized
+from livekit_demo.exceptions import BadRequest, LifecycleConflict, Unauthorized
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import AuthSettings, LiveMicSettings, LiveStreamSettings, Settings
 from livekit_demo.signing import explain_url
@@ -390,3 +390,41 @@ def test_a_row_with_an_unhashable_value_is_answered_without_a_template() -> None
     before = len(server.rooms._templates)
     answer = server.rooms._room_info(record, "ann", ann)
     assert answer["meeting_info"] == ["not", "text"] and len(server.rooms._templates) == before
+
+
+def test_a_body_seen_before_is_not_read_again_and_each_call_gets_its_own_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo.schemas import REQUESTS
+
+    monkeypatch.setattr(api, "_VALIDATED", {})
+    read: list[bytes] = []
+    real = api._parse_json
+    monkeypatch.setattr(api, "_parse_json", lambda body: read.append(body) or real(body))
+    get = REQUESTS["get"]
+    body = b'{"id":"r1","user_id":"ann","unknown":1}'
+    first, second = api._validated(get, body), api._validated(get, body)
+    assert first == second == get.validate(json.loads(body)) and first is not second and read == [body]
+    first["id"] = "changed by a handler"
+    assert api._validated(get, body)["id"] == "r1"
+    with pytest.raises(BadRequest):  # per schema: the same bytes are checked against list's fields
+        api._validated(REQUESTS["list"], body)
+    assert len(read) == 2
+    for _ in range(2):  # a refused body is read and refused every time
+        with pytest.raises(BadRequest):
+            api._validated(get, b'{"id":"r1"}')
+    assert len(read) == 4
+    members = b'{"id":"r1","members":[{"user_id":"bob"}]}'
+    for _ in range(2):  # fields a handler could change in place (a list of members) are not kept
+        api._validated(REQUESTS["updateMeetingInfo"], members)
+    assert len(read) == 6
+    big = json.dumps({"id": "r1", "user_id": "ann", "pad": "x" * 2000}).encode()
+    api._validated(get, big), api._validated(get, big)
+    assert len(read) == 8 and len(api._VALIDATED) == 1
+
+
+def test_remembered_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit_demo.schemas import REQUESTS
+
+    monkeypatch.setattr(api, "_VALIDATED", {})
+    for number in range(api._REMEMBERED_BODIES + 10):
+        api._validated(REQUESTS["get"], json.dumps({"id": f"r{number}", "user_id": "ann"}).encode())
+    assert 0 < len(api._VALIDATED) <= api._REMEMBERED_BODIES
