@@ -365,8 +365,8 @@ async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: 
 Direct = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _direct(op: Operation, inline: bool) -> Direct:
-    """`op` as a bare ASGI app: what `_endpoint` does, without Starlette's routing, middleware and
+def _direct(op: Operation, inline: bool, server: AppServer) -> Direct:
+    """`op` on `server` as a bare ASGI app: what `_endpoint` does, without Starlette's routing, middleware and
     Request objects, which cost a cheap call more than the call itself. CORS headers are added as
     `CORSMiddleware` adds them (`create_app` configures both from `_CORS`)."""
     # (base URL, host name) by what they are made of; the Host header is the client's to choose, so bounded.
@@ -374,7 +374,6 @@ def _direct(op: Operation, inline: bool) -> Direct:
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
-        server: AppServer = scope["app"].state.server
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
             name = key.decode("latin-1")
@@ -605,8 +604,8 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, e
     served = served_operations()
     routes: list[BaseRoute] = [Route(path, _endpoint(op, inline), methods=["POST"]) for path, op in served]
     refresh = next(op for op in OPERATIONS if op.name == "refresh_token")
-    direct = {("POST", path): _direct(op, inline) for path, op in served}
-    direct["GET", "/auth/refresh_token"] = _direct(refresh, inline)
+    direct = {("POST", path): _direct(op, inline, server) for path, op in served}
+    direct["GET", "/auth/refresh_token"] = _direct(refresh, inline, server)
     routes += [Route(path, _push_callback, methods=["GET", "POST"]) for path in callback_paths()]
     routes += [
         Route("/auth/refresh_token", _endpoint(refresh, inline), methods=["GET"]),

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -46,6 +47,12 @@ class Identity:
 
     user_id: UserId
     is_admin: bool = False
+
+
+@functools.lru_cache(maxsize=4096)
+def _identity(user_id: UserId, is_admin: bool) -> Identity:
+    # Identities are immutable and every call asks for one: made once per (user, admin-ness).
+    return Identity(user_id, is_admin)
 
 
 def find_token(headers: Mapping[str, str], query: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
@@ -266,7 +273,7 @@ class Authenticator:
 
     def identity(self, user_id: UserId) -> Identity:
         """Who `user_id` is today: admin-ness is read from the settings on every call, never from a token."""
-        return Identity(user_id, self.settings.is_admin(user_id))
+        return _identity(user_id, self.settings.is_admin(user_id))
 
     def check_still_allowed(self, claims: Claims) -> None:
         """401 when the user a valid token names may no longer log in the way it did.
