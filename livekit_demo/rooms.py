@@ -309,7 +309,8 @@ class RoomService:
         records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
         records = [r for r in records if self._listable(r)]
         stats = self.store.stats(r.id for r in records) if records else {}  # one read for the page
-        return [self._room_info(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS)) for r in records]
+        generation = self.streams.generation()  # one page, one second's URLs
+        return [self._room_info(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS), generation=generation) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
         """The co-streaming members; ``[]`` on a room whose mode is not 1.
@@ -558,7 +559,7 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None) -> RoomInfo:
+    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None, generation: object) -> RoomInfo:
         """The stored fields as answered (in the original's order), then the URLs: everything of a
         RoomInfo but the counters and the mute state, which change between calls.
 
@@ -569,7 +570,6 @@ class RoomService:
         """
         stored = _read_stored(record)
         key = (stored, host, with_push, link_viewer)
-        generation = self.streams.generation()
         try:
             found = self._templates.get(key)
             keep = True
@@ -595,14 +595,19 @@ class RoomService:
 
     def _room_info(
         self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "",
-        stats: RoomStats | None = None,
+        stats: RoomStats | None = None, generation: object = None,
     ) -> RoomInfo:
-        """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null."""
+        """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null.
+
+        `generation`: the URLs' (`StreamUrls.generation`), when the caller answers several rooms at once.
+        """
         if stats is None:
             stats = self._stats_of(record.id)
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         with_push = with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id)
-        info = RoomInfo(self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None))
+        if generation is None:
+            generation = self.streams.generation()
+        info = RoomInfo(self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None, generation))
         # Copies of the nested objects: the caller may change its answer, not the template.
         info["pull_url_info"] = dict(info["pull_url_info"])
         if with_push:
