@@ -363,14 +363,16 @@ async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: 
 
 
 Direct = Callable[[Scope, Receive, Send], Awaitable[None]]
+_CONTEXTS = 4096  # call contexts a direct path keeps
 
 
 def _direct(op: Operation, inline: bool, server: AppServer) -> Direct:
     """`op` on `server` as a bare ASGI app: what `_endpoint` does, without Starlette's routing, middleware and
     Request objects, which cost a cheap call more than the call itself. CORS headers are added as
     `CORSMiddleware` adds them (`create_app` configures both from `_CORS`)."""
-    # (base URL, host name) by what they are made of; the Host header is the client's to choose, so bounded.
-    seen_bases: dict[tuple[Any, ...], tuple[str, str]] = {}
+    # Call contexts by what they are made of (a CallContext costs more to make than to find); the
+    # Host header and the token are the client's to choose, so the table is bounded.
+    contexts: dict[tuple[Any, ...], CallContext] = {}
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
@@ -392,14 +394,18 @@ def _direct(op: Operation, inline: bool, server: AppServer) -> Direct:
         def context(token: str | None) -> CallContext:
             client = scope.get("client")
             address = scope.get("server")
-            key = (scope.get("scheme"), tuple(address) if address else None, headers.get("host"), scope.get("app_root_path"))
-            base = seen_bases.get(key)
-            if base is None:
-                if len(seen_bases) >= 64:
-                    seen_bases.clear()
+            key = (
+                client[0] if client else "", token,
+                scope.get("scheme"), tuple(address) if address else None, headers.get("host"), scope.get("app_root_path"),
+            )  # fmt: skip
+            found = contexts.get(key)
+            if found is None:
+                if len(contexts) >= _CONTEXTS:
+                    contexts.clear()
                 request = Request(scope)
-                base = seen_bases[key] = (str(request.base_url).rstrip("/"), request.url.hostname or "")
-            return CallContext(client=client[0] if client else "", token=token, base_url=base[0], host=base[1])
+                base_url, host = str(request.base_url).rstrip("/"), request.url.hostname or ""
+                found = contexts[key] = CallContext(client=key[0], token=token, base_url=base_url, host=host)
+            return found
 
         where = (scope["method"], scope["path"])
         status, body, extra = await _answer(op, inline, server, headers, receive, token_of, context, where)

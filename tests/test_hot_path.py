@@ -428,3 +428,24 @@ def test_remembered_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for number in range(api._REMEMBERED_BODIES + 10):
         api._validated(REQUESTS["get"], json.dumps({"id": f"r{number}", "user_id": "ann"}).encode())
     assert 0 < len(api._VALIDATED) <= api._REMEMBERED_BODIES
+
+
+def test_each_call_gets_the_context_of_its_own_client_host_and_token() -> None:
+    """Contexts are kept by what they are made of: a different Host, client or token is a different context."""
+    from urllib.parse import parse_qs
+
+    with TestClient(create_app(storage="memory"), base_url="http://first.example:8000") as client:
+        ann = client.post("/login", json={"username": "ann", "password": "ann"}).json()["token"]
+        bob = client.post("/login", json={"username": "bob", "password": "bob"}).json()["token"]
+        room = client.post("/api/v1/live/create", json={"title": "t", "anchor": "ann"}, headers={"Authorization": f"Bearer {ann}"}).json()
+
+        def jump(token: str, host: str) -> str:
+            body = {"user_id": "ann", "live_id": room["id"]}
+            answer = client.post("/api/v1/live/getLiveJumpUrl", json=body, headers={"Authorization": f"Bearer {token}", "Host": host})
+            return parse_qs(answer.json()["live_jump_url"].split("?", 1)[1])["app_server"][0]
+
+        assert [jump(ann, host) for host in ("first.example:8000", "second.example", "first.example:8000")] == [
+            "http://first.example:8000", "http://second.example", "http://first.example:8000",
+        ]  # fmt: skip
+        refreshed = [client.get("/auth/refresh_token", headers={"Authorization": f"Bearer {t}"}).json() for t in (ann, bob)]
+        assert [jwt.decode(r["token"], options={"verify_signature": False})["id"] for r in refreshed] == ["ann", "bob"]
