@@ -151,15 +151,16 @@ def _parse_json(body: bytes) -> Any:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _validated(schema: Schema, body: bytes) -> JSONDict:
-    """`schema.validate(_parse_json(body))`, remembered for small bodies of plain fields.
+def _validated(schema: Schema, body: bytes, *, remember: bool = True) -> JSONDict:
+    """`schema.validate(_parse_json(body))`, remembered (when `remember`) for small bodies of plain fields.
 
     Both steps depend on the bytes alone, and clients repeat themselves: a viewer polls `get` with
     one body, a lobby pages `list` with another. A body seen before skips reading and checking;
     each call gets its own copy (of text, numbers and flags only: nothing a handler could change
-    in place). Refused bodies are not remembered: every one is read and refused anew.
+    in place). Refused bodies are not remembered: every one is read and refused anew. The calls
+    that need no token are never remembered: their bodies carry passwords and hand-off tokens.
     """
-    if len(body) > _REMEMBERED_BODY_SIZE:
+    if not remember or len(body) > _REMEMBERED_BODY_SIZE:
         return schema.validate(_parse_json(body))
     key = (schema.name, body)
     fields = _VALIDATED.get(key)
@@ -271,7 +272,7 @@ async def _answer(
                 raise Unauthorized("no token: send 'Authorization: Bearer <jwt>' (get one from /login)")
             actor = server.auth.verify(token)
             user = actor.user_id
-        fields = _validated(schema, body) if schema is not None else {}
+        fields = _validated(schema, body, remember=op.authenticated) if schema is not None else {}
         if not op.authenticated and isinstance(fields.get("username"), str):
             user = fields["username"]  # /login: who is trying, shown even when it fails
         result = await _run(op, server, actor, fields, context(token), inline=inline)

@@ -421,6 +421,17 @@ def test_a_body_seen_before_is_not_read_again_and_each_call_gets_its_own_fields(
     assert len(read) == 8 and len(api._VALIDATED) == 1
 
 
+def test_bodies_of_calls_without_a_token_are_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "_VALIDATED", {})
+    with TestClient(create_app(storage="memory")) as client:
+        for _ in range(2):
+            assert client.post("/login", json={"username": "ann", "password": "ann"}).status_code == 200
+        token = client.post("/login", json={"username": "ann", "password": "ann"}).json()["token"]
+        for _ in range(2):
+            client.post("/api/v1/live/list", json={"user_id": "ann", "page_num": 1, "page_size": 10}, headers={"Authorization": f"Bearer {token}"})
+    assert [schema for schema, _ in api._VALIDATED] == ["ListRequest"]  # the password never stays in memory
+
+
 def test_remembered_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from livekit_demo.schemas import REQUESTS
 
