@@ -483,6 +483,7 @@ async def _push_callback(request: Request) -> Response:
     """The CDN's push callback: GET query or POST form/JSON, signed with ALI-LIVE-* headers, no JWT (SPEC 13)."""
     server: AppServer = request.app.state.server
     inline: bool = request.app.state.inline
+    started = time.perf_counter()
     try:
         body = await _read_body(request.headers, request.receive, server.settings.server.max_body)
         params = _callback_params(request, body)
@@ -502,6 +503,8 @@ async def _push_callback(request: Request) -> Response:
     except Exception:
         log.exception("internal error in %s %s", request.method, request.url.path)
         response = error_response(InternalError("internal server error; the server log has the details"))
+    # One line as for an API call; the CDN is nobody's login, so no user.
+    log_call(request.method, request.url.path, response.status_code, (time.perf_counter() - started) * 1000, "-")
     return response
 
 

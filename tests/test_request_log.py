@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from livekit_demo import request_log
 from livekit_demo.api import create_app
+from livekit_demo.operations import callback_paths
 from livekit_demo.request_log import LOGGER, RequestLogHandler, configure, log_call
 
 
@@ -122,9 +123,12 @@ def test_api_calls_write_one_line_each(stream: io.StringIO) -> None:
     with TestClient(create_app(storage="memory")) as client:
         client.post("/login", json={"username": "ann", "password": "ann"})
         client.post("/api/v1/live/get", json={"id": "x", "user_id": "ann"})
+        client.get(f"{callback_paths()[0]}?action=publish&app=live&id=nosuchroom&ip=10.0.0.9")  # the CDN's push callback
     lines = stream.getvalue().splitlines()
-    assert [line.split(": ", 1)[1].rsplit(" ", 3)[0] for line in lines] == ["POST /login 200", "POST /api/v1/live/get 401"]
-    assert lines[0].endswith("user=ann") and lines[1].endswith("user=-")
+    calls = [line.split(": ", 1)[1].rsplit(" ", 3)[0] for line in lines]
+    assert calls[:2] == ["POST /login 200", "POST /api/v1/live/get 401"]
+    assert len(calls) == 3 and calls[2].startswith(f"GET {callback_paths()[0]} ") and "nosuchroom" not in lines[2]
+    assert lines[0].endswith("user=ann") and lines[1].endswith("user=-") and lines[2].endswith("user=-")
 
 
 class _CountingStream(io.StringIO):
