@@ -17,25 +17,21 @@ from livekit_demo.request_log import LOGGER, RequestLogHandler, configure, log_c
 
 
 @pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    """Our handler on a string stream, alone, as `serve` installs it; everything put back afterwards."""
+def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Our handler on a string stream, alone on the request logger's way up, as in a `serve` process.
+
+    The request logger and its parent are fresh ones here, outside the process's logger tree, so
+    neither pytest's capture handlers nor what other tests left on the real loggers take part.
+    """
     out = io.StringIO()
-    package = logging.getLogger("livekit_demo")
-    requests = logging.getLogger("livekit_demo.requests")
-    saved = [(logger, logger.handlers[:], logger.filters[:], logger.level, logger.propagate) for logger in (package, requests)]
-    for logger in (package, requests):  # handlers other tests left (a notebook runner's, say)
-        logger.handlers.clear()
-        logger.filters.clear()
-    configure("warning", out)
-    package.propagate = False  # past pytest's own capture handlers on the root: the lone-handler case of `serve`
-    try:
-        yield out
-    finally:
-        for logger, handlers, filters, level, propagate in saved:
-            logger.handlers[:] = handlers
-            logger.filters[:] = filters
-            logger.setLevel(level)
-            logger.propagate = propagate
+    package = logging.Logger("livekit_demo")
+    package.propagate = False
+    requests = logging.Logger("livekit_demo.requests")
+    requests.parent = package
+    monkeypatch.setattr(request_log, "LOGGER", requests)
+    package.addHandler(RequestLogHandler(out))
+    package.setLevel(logging.INFO)
+    yield out
 
 
 def _through_logging(handler: logging.Handler, *args: object) -> str:
@@ -75,7 +71,7 @@ def test_another_handler_filter_or_format_gets_the_record_through_logging(stream
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record)
 
-    requests = logging.getLogger("livekit_demo.requests")
+    requests = request_log.LOGGER
     extra = Keep()
     requests.addHandler(extra)  # a notebook's or a test's handler: it must see every line
     try:
@@ -104,9 +100,24 @@ def test_another_handler_filter_or_format_gets_the_record_through_logging(stream
 
 
 def test_levels_still_hide_the_lines(stream: io.StringIO) -> None:
-    configure("error", stream)
+    request_log.LOGGER.parent.setLevel(logging.ERROR)  # what configure("error") sets
     log_call("POST", "/login", 200, 1.0, "ann")
     assert stream.getvalue() == ""
+
+
+def test_configure_installs_one_handler_and_the_level() -> None:
+    package = logging.getLogger("livekit_demo")
+    saved = package.handlers[:], package.level
+    try:
+        first = configure("warning", io.StringIO())
+        second = configure("error", io.StringIO())
+        assert [h for h in package.handlers if isinstance(h, RequestLogHandler)] == [second] and first is not second
+        assert package.level == logging.ERROR
+        configure("warning", io.StringIO())
+        assert package.level == logging.INFO  # the request lines show at the default level
+    finally:
+        package.handlers[:], level = saved
+        package.setLevel(level)
 
 
 def test_a_broken_stream_does_not_fail_the_call(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,7 +156,8 @@ def test_on_a_loop_the_lines_of_one_pass_leave_in_one_write(stream: io.StringIO)
     import asyncio
 
     out = _CountingStream()
-    configure("warning", out)
+    package = request_log.LOGGER.parent
+    package.handlers[:] = [RequestLogHandler(out)]
 
     async def three_calls_then_a_pass() -> tuple[str, str]:
         for user in ("ann", "bob", "cy"):
@@ -167,7 +179,7 @@ def test_waiting_lines_are_written_before_a_record_and_at_shutdown(stream: io.St
 
     async def a_line_then_a_record() -> None:
         log_call("POST", "/api/v1/live/get", 200, 1.0, "ann")
-        logging.getLogger("livekit_demo.api").warning("after the call")  # through logging, same handler
+        request_log.LOGGER.warning("after the call")  # through logging, same handler
 
     asyncio.run(a_line_then_a_record())
     lines = stream.getvalue().splitlines()
