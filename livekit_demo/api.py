@@ -103,17 +103,12 @@ async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int) -
         if kind != "http.request":
             continue
         chunk = message.get("body", b"")
-        more = message.get("more_body", False)
-        if not more and not chunks:
-            if len(chunk) > limit:  # the common case: the whole body in one message
-                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
-            return chunk
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+        if not message.get("more_body", False):
+            return b"".join([*chunks, chunk]) if chunks else chunk  # commonly the whole body in one message
         chunks.append(chunk)
-        if not more:
-            return b"".join(chunks)
 
 
 def _check_content_type(headers: Mapping[str, str], body: bytes) -> None:
