@@ -54,6 +54,7 @@ from .exceptions import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from .jsonbytes import dumps
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
 from .request_log import log_call
@@ -196,22 +197,6 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _FEW_BRACKETS = 400  # nesting this deep is far from json's limit (the recursion limit, 1000)
 
 
-def _dumps(value: Any) -> bytes:
-    """The bytes Starlette's JSONResponse renders (UTF-8, no ASCII escapes, compact), by orjson when it can.
-
-    orjson writes the same bytes for every string, integer, bool, null, list and dict (answers
-    hold no floats: every field is typed and unknown ones are dropped). What it cannot write (a key
-    that is not a string, an integer beyond 64 bits, a datetime, a lone surrogate, deep nesting)
-    goes to `json`, which writes it or fails exactly as before.
-    """
-    if orjson is not None:
-        try:
-            return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
-        except TypeError:
-            pass
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
-
-
 def _refuse_constant(name: str) -> Any:
     # Python's decoder accepts NaN and Infinity, which are not JSON (RFC 8259) and which no
     # engine stores alike: a ValueError here becomes the 400 for a body that is not JSON.
@@ -271,7 +256,7 @@ async def _answer(
         if not op.authenticated and isinstance(fields.get("username"), str):
             user = fields["username"]  # /login: who is trying, shown even when it fails
         result = await _run(op, server, actor, fields, context(token), inline=inline)
-        answer: Answer = (200, _dumps(result), [])
+        answer: Answer = (200, dumps(result), [])
     except AppServerError as exc:
         answer = _error_answer(exc)
     except (StorageFull, StorageUnavailable) as exc:
@@ -289,7 +274,7 @@ async def _answer(
 
 def _error_answer(exc: AppServerError) -> Answer:
     headers = [(b"retry-after", str(exc.retry_after).encode())] if isinstance(exc, (TooManyRequests, ServiceUnavailable)) else []
-    return exc.status, _dumps(exc.to_json()), headers
+    return exc.status, dumps(exc.to_json()), headers
 
 
 def _endpoint(op: Operation, inline: bool) -> Callable[[Request], Any]:

@@ -18,19 +18,30 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .auth import Identity
 from .clock import Clock, format_time, to_second
 from .exceptions import BadRequest, Forbidden, InternalError, LifecycleConflict, ModeConflict, RoomLimitReached, RoomNotFound
-from .models import ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
+from .jsonbytes import Encoded, dumps
+from .models import METRICS_FIELDS, ROOMINFO_FIELDS, MeetingInfo, Mode, RoomInfo, RoomRecord, RoomStatus
 from .presence import Presence
 from .storage.base import RoomStats, RoomStore
 from .streams import LINK_STREAM_KINDS, StreamUrls
 from .types import JSONDict, RoomId, UserId
 from .validation import rtc_id_problem
 
-__all__ = ["RoomService", "LIFECYCLE", "STREAM_FOLLOWING", "Transition", "StreamEvent", "new_room_id", "MAX_EVENTS", "stored_row_problem"]
+__all__ = [
+    "RoomService",
+    "RoomView",
+    "LIFECYCLE",
+    "STREAM_FOLLOWING",
+    "Transition",
+    "StreamEvent",
+    "new_room_id",
+    "MAX_EVENTS",
+    "stored_row_problem",
+]
 
 log = logging.getLogger("livekit_demo.rooms")
 MAX_EVENTS = 100
@@ -76,6 +87,7 @@ _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"
 _TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
 _read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
 _TEMPLATES = 4096  # RoomInfo templates kept (see RoomService._template)
+_PAGES = 256  # list pages kept (see RoomService.list_json)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -168,6 +180,93 @@ new_room_id = _UUID7()
 _NO_STATS = RoomStats()
 
 
+def _wanted(status: int | None) -> int | None:
+    """The status a list asks for; None (also for -1): every status."""
+    return None if status in (None, -1) else status
+
+
+def _user_status(muted: bool) -> JSONDict:
+    # A muted chat silences everyone but the anchor; "group" is the web client's word for the whole chat.
+    return {"mute": True, "mute_source": ["group"]} if muted else {"mute": False, "mute_source": []}
+
+
+def _vod_info() -> JSONDict:
+    return {"status": 0, "playlist": []}
+
+
+Counts = tuple[int, int, int, int]
+"""A room's metrics, in `METRICS_FIELDS` order."""
+
+# A RoomInfo's JSON after its template: the metrics (to be filled with its `Counts`, all integers),
+# then, by (muted, ended), the rest of what `RoomView.info` adds; written once.
+_METRICS_JSON = b',"metrics":{' + b",".join(b'"%s":%%d' % name.encode() for name in METRICS_FIELDS) + b"}"
+_JSON_TAILS = {
+    (muted, ended): b"".join((b',"user_status":', dumps(_user_status(muted)), b',"vod_info":' + dumps(_vod_info()) if ended else b"", b"}"))
+    for muted in (False, True)
+    for ended in (False, True)
+}
+
+
+class _Template:
+    """What `RoomService._template` keeps of a room: the RoomInfo part its row and URLs decide, and that part's JSON."""
+
+    __slots__ = ("_head", "generation", "info")
+
+    def __init__(self, generation: object, info: RoomInfo) -> None:
+        self.generation = generation
+        self.info = info
+        self._head: bytes | None = None
+
+    def head(self) -> bytes:
+        """`info` as JSON without its closing brace (made on first use): an answer appends the parts that change."""
+        if self._head is None:
+            self._head = dumps(self.info)[:-1]
+        return self._head
+
+
+class RoomView:
+    """One room as one viewer sees it at one moment: its kept template, then the parts that change per call.
+
+    `info()` is the RoomInfo; `json()` the bytes of that RoomInfo as the api answers it, written
+    from the template's JSON without building the dict (a list page is ten of them). Both come
+    from the same parts in the same order, so they cannot disagree.
+    """
+
+    __slots__ = ("counts", "ended", "muted", "template")
+
+    def __init__(self, template: _Template, counts: Counts, muted: bool, ended: bool) -> None:
+        self.template = template
+        self.counts = counts
+        self.muted = muted
+        self.ended = ended
+
+    def info(self) -> RoomInfo:
+        info = RoomInfo(self.template.info)
+        # Copies of the nested objects: the caller may change its answer, not the template.
+        for name in ("pull_url_info", "push_url_info"):
+            if name in info:
+                info[name] = dict(info[name])
+        if "link_info" in info:
+            link = info["link_info"] = dict(info["link_info"])
+            link["cdn_pull_info"] = dict(link["cdn_pull_info"])
+        info["metrics"] = dict(zip(METRICS_FIELDS, self.counts, strict=True))
+        info["user_status"] = _user_status(self.muted)
+        if self.ended:
+            info["vod_info"] = _vod_info()
+        return info
+
+    def json(self) -> bytes:
+        return b"".join((self.template.head(), _METRICS_JSON % self.counts, _JSON_TAILS[self.muted, self.ended]))
+
+
+class _Page(NamedTuple):
+    """What `RoomService.list_json` keeps of a page: per room its id, anchor, template JSON and whether it ended."""
+
+    revision: int | None  # the store's, when the page was read
+    generation: object  # the URLs'
+    rooms: builtins.list[tuple[RoomId, UserId, bytes, bool]]
+
+
 OnlineSource = Callable[[RoomId], int]
 """Something that knows how many are watching a room right now (the local edge, heartbeating viewers).
 
@@ -204,14 +303,17 @@ class _Metrics:
 
     def of(self, room_id: RoomId, likes: int = 0) -> JSONDict:
         """The room's `metrics`; `likes` is the store's total (SPEC 11), the rest is counted here."""
-        online = self.online(room_id)  # outside our lock: a source has locks of its own
+        return dict(zip(METRICS_FIELDS, self.counts([room_id], [likes])[0], strict=True))
+
+    def counts(self, room_ids: builtins.list[RoomId], likes: builtins.list[int]) -> builtins.list[Counts]:
+        """The `metrics` of several rooms (a list page) as values in `METRICS_FIELDS` order, under one lock."""
+        online = [self.online(room_id) for room_id in room_ids]  # outside our lock: a source has locks of its own
         with self._lock:
-            return {
-                "like_count": likes,
-                "online_count": online,
-                "pv": self._pv.get(room_id, 0),
-                "uv": len(self._visitors.get(room_id, ())),
-            }
+            pv, visitors = self._pv, self._visitors
+            return [
+                (room_likes, room_online, pv.get(room_id, 0), len(visitors.get(room_id, ())))
+                for room_id, room_likes, room_online in zip(room_ids, likes, online, strict=True)
+            ]
 
     def forget(self, room_id: RoomId) -> None:
         with self._lock:
@@ -240,7 +342,8 @@ class RoomService:
         self._events_lock = threading.Lock()
         self._delete_listeners: builtins.list[Callable[[RoomId], None]] = []
         # The part of each answered RoomInfo that its row and URLs decide (see `_template`).
-        self._templates: dict[tuple[Any, ...], tuple[object, RoomInfo]] = {}
+        self._templates: dict[tuple[Any, ...], _Template] = {}
+        self._pages: dict[tuple[Any, ...], _Page] = {}  # see `list_json`
 
     def on_delete(self, listener: Callable[[RoomId], None]) -> None:
         """Call `listener(room_id)` after each room is deleted (the local edge disconnects its publisher)."""
@@ -262,6 +365,64 @@ class RoomService:
 
         `host` (here and below): the host name the caller reached the server at, for URLs that point at a local edge.
         """
+        return self._create(actor, fields, host).info()
+
+    def create_json(self, actor: Identity, fields: JSONDict, *, host: str = "") -> Encoded:
+        """`create`, answered as the JSON bytes of its RoomInfo (what the api sends)."""
+        return Encoded(self._create(actor, fields, host).json())
+
+    def get(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
+        """The room as `user_id` sees it; counts the visit."""
+        return self._get(actor, room_id, user_id, host).info()
+
+    def get_json(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> Encoded:
+        """`get`, answered as the JSON bytes of its RoomInfo."""
+        return Encoded(self._get(actor, room_id, user_id, host).json())
+
+    def list(
+        self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = ""
+    ) -> list[RoomInfo]:
+        """A page of rooms, newest first, as `user_id` sees them (no visits counted)."""
+        return [view.info() for view in self._list(actor, user_id, page_num, page_size, status, host)]
+
+    def list_json(self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = "") -> Encoded:
+        """`list`, answered as the JSON bytes of its array of RoomInfos.
+
+        A lobby asks for the same page over and over, and rooms change far less often: so what a
+        page shows of its rows and URLs is kept per viewer, host and page while the store's
+        `revision` and the URLs' generation stay the same (never for a store that cannot tell).
+        Counters and mute flags are read anew on every call.
+        """
+        self.check_acting_as(actor, user_id, "user_id")
+        wanted = _wanted(status)
+        # Read before the rows: a change while they are read makes the kept page stale at once, never current.
+        revision = self.store.revision()
+        generation = self.streams.generation()
+        key = (user_id, actor.is_admin and user_id == actor.user_id, host, wanted, page_num, page_size)
+        page = self._pages.get(key)
+        if page is None or page.revision is None or page.revision != revision or page.generation is not generation:
+            rooms = [
+                (r.id, r.anchor_id, self._viewer_template(r, user_id, actor, host, generation).head(), r.status == RoomStatus.ENDED)
+                for r in self._page_records(wanted, page_num, page_size)
+            ]  # fmt: skip
+            page = _Page(revision, generation, rooms)
+            if revision is not None:
+                if len(self._pages) >= _PAGES:
+                    self._pages.clear()
+                self._pages[key] = page
+        if not page.rooms:
+            return Encoded(b"[]")
+        ids = [room[0] for room in page.rooms]
+        stats = self.store.stats(ids)
+        counts = self.metrics.counts(ids, [stats.get(room_id, _NO_STATS).likes for room_id in ids])
+        parts: builtins.list[bytes] = []  # each room as `RoomView.json` writes it, with a comma after it
+        for (room_id, anchor_id, head, ended), room_counts in zip(page.rooms, counts, strict=True):
+            muted = stats.get(room_id, _NO_STATS).muted and user_id != anchor_id
+            parts += (head, _METRICS_JSON % room_counts, _JSON_TAILS[muted, ended], b",")
+        parts[-1] = b"]"
+        return Encoded(b"[" + b"".join(parts))
+
+    def _create(self, actor: Identity, fields: JSONDict, host: str) -> RoomView:
         anchor = fields["anchor"]
         mode = fields.get("mode", Mode.NORMAL)
         # A field rule, so it is a 400 before the identity 403 (SPEC 1's order of checks).
@@ -291,26 +452,22 @@ class RoomService:
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
         self.store.insert(record)
-        return self._room_info(record, anchor, actor, with_push=True, host=host, stats=_NO_STATS)
+        return self._view(record, anchor, actor, with_push=True, host=host, stats=_NO_STATS)
 
-    def get(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> RoomInfo:
-        """The room as `user_id` sees it; counts the visit."""
+    def _get(self, actor: Identity, room_id: RoomId, user_id: UserId, host: str) -> RoomView:
         self.check_acting_as(actor, user_id, "user_id")
         record = self._find(room_id)
         self.metrics.visit(room_id, user_id)
-        return self._room_info(record, user_id, actor, host=host)
+        return self._view(record, user_id, actor, host=host)
 
-    def list(
-        self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = ""
-    ) -> list[RoomInfo]:
-        """A page of rooms, newest first, as `user_id` sees them (no visits counted)."""
+    def _list(
+        self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, host: str
+    ) -> builtins.list[RoomView]:
         self.check_acting_as(actor, user_id, "user_id")
-        wanted = None if status in (None, -1) else status
-        records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
-        records = [r for r in records if self._listable(r)]
+        records = self._page_records(_wanted(status), page_num, page_size)
         stats = self.store.stats(r.id for r in records) if records else {}  # one read for the page
         generation = self.streams.generation()  # one page, one second's URLs
-        return [self._room_info(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS), generation=generation) for r in records]
+        return [self._view(r, user_id, actor, host=host, stats=stats.get(r.id, _NO_STATS), generation=generation) for r in records]
 
     def get_meeting(self, actor: Identity, room_id: RoomId) -> MeetingInfo:
         """The co-streaming members; ``[]`` on a room whose mode is not 1.
@@ -521,6 +678,10 @@ class RoomService:
     def _stats_of(self, room_id: RoomId) -> RoomStats:
         return self.store.stats([room_id]).get(room_id, _NO_STATS)
 
+    def _page_records(self, wanted: int | None, page_num: int, page_size: int) -> builtins.list[RoomRecord]:
+        records = self.store.list(status=wanted, offset=(page_num - 1) * page_size, limit=page_size)
+        return [r for r in records if self._listable(r)]
+
     def _listable(self, record: RoomRecord) -> bool:
         """Whether a listed row is served; a broken one is skipped (and logged once), the page still answers."""
         problem = stored_row_problem(record)
@@ -559,7 +720,7 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None, generation: object) -> RoomInfo:
+    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None, generation: object) -> _Template:
         """The stored fields as answered (in the original's order), then the URLs: everything of a
         RoomInfo but the counters and the mute state, which change between calls.
 
@@ -575,8 +736,8 @@ class RoomService:
             keep = True
         except TypeError:  # an unhashable value in a row from elsewhere: answered, just not kept
             found, keep = None, False
-        if found is not None and found[0] is generation:
-            return found[1]
+        if found is not None and found.generation is generation:
+            return found
         info = RoomInfo(zip(ROOMINFO_FIELDS, stored, strict=True))
         for name in _TIMES_ANSWERED:
             info[name] = format_time(info[name])
@@ -587,38 +748,44 @@ class RoomService:
             info["push_url_info"] = self.streams.push_info(record.id, host)
         if link_viewer is not None:
             info["link_info"] = self.streams.link_info(record, link_viewer, host)
+        template = _Template(generation, info)
         if keep:
             if len(self._templates) >= _TEMPLATES:
                 self._templates.clear()  # rows, hosts and seconds come and go: start afresh
-            self._templates[key] = (generation, info)
-        return info
+            self._templates[key] = template
+        return template
 
-    def _room_info(
-        self, record: RoomRecord, viewer: UserId, actor: Identity, *, with_push: bool = False, host: str = "",
-        stats: RoomStats | None = None, generation: object = None,
-    ) -> RoomInfo:
-        """The RoomInfo `viewer` sees. Parts that do not apply are left out, never null.
+    def _viewer_template(
+        self, record: RoomRecord, viewer: UserId, actor: Identity, host: str, generation: object, *, with_push: bool = False
+    ) -> _Template:
+        """The template of `record` for `viewer` (see `_template`)."""
+        # Push URLs are the anchor's (an admin acting as itself sees every room's).
+        with_push = with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id)
+        return self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None, generation)
+
+    def _view(
+        self,
+        record: RoomRecord,
+        viewer: UserId,
+        actor: Identity,
+        *,
+        with_push: bool = False,
+        host: str = "",
+        stats: RoomStats | None = None,
+        generation: object = None,
+    ) -> RoomView:
+        """The room as `viewer` sees it now. Parts that do not apply are left out, never null.
 
         `generation`: the URLs' (`StreamUrls.generation`), when the caller answers several rooms at once.
         """
         if stats is None:
             stats = self._stats_of(record.id)
-        # Push URLs are the anchor's (an admin acting as itself sees every room's).
-        with_push = with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id)
         if generation is None:
             generation = self.streams.generation()
-        info = RoomInfo(self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None, generation))
-        # Copies of the nested objects: the caller may change its answer, not the template.
-        info["pull_url_info"] = dict(info["pull_url_info"])
-        if with_push:
-            info["push_url_info"] = dict(info["push_url_info"])
-        if "link_info" in info:
-            link = info["link_info"] = dict(info["link_info"])
-            link["cdn_pull_info"] = dict(link["cdn_pull_info"])
-        info["metrics"] = self.metrics.of(record.id, stats.likes)
-        # A muted chat silences everyone but the anchor; "group" is the web client's word for the whole chat.
+        template = self._viewer_template(record, viewer, actor, host, generation, with_push=with_push)
         muted = stats.muted and viewer != record.anchor_id
-        info["user_status"] = {"mute": True, "mute_source": ["group"]} if muted else {"mute": False, "mute_source": []}
-        if record.status == RoomStatus.ENDED:
-            info["vod_info"] = {"status": 0, "playlist": []}
-        return info
+        return RoomView(template, self.metrics.counts([record.id], [stats.likes])[0], muted, record.status == RoomStatus.ENDED)
+
+    def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, **view: Any) -> RoomInfo:
+        """The RoomInfo `viewer` sees (see `_view`)."""
+        return self._view(record, viewer, actor, **view).info()

@@ -180,12 +180,13 @@ def test_without_uvicorn_serving_says_what_is_missing_and_in_process_works(monke
 
 
 def test_without_orjson_the_api_reads_and_writes_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    from livekit_demo import api
+    from livekit_demo import api, jsonbytes
 
     sample = {"title": "Ünïcode ✓", "n": [1, 2, 3], "nested": {"ok": True, "none": None}}
-    body = api._dumps(sample)
+    body = jsonbytes.dumps(sample)
     assert api._loads(body) == sample
-    monkeypatch.setattr(api, "orjson", None)  # as in a tab, where the module is missing
-    assert api._dumps(sample) == body and api._loads(body) == sample
+    for module in (api, jsonbytes):
+        monkeypatch.setattr(module, "orjson", None)  # as in a tab, where the module is missing
+    assert jsonbytes.dumps(sample) == body and api._loads(body) == sample
     with start_server(storage="memory", env={}, keep=True, inprocess=True) as server:
         assert connect(server, "ann").create("plain json")["title"] == "plain json"

@@ -18,7 +18,7 @@ import pytest
 from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
-from livekit_demo import api, signing
+from livekit_demo import api, jsonbytes, signing
 from livekit_demo import auth as auth_module
 from livekit_demo import streams as streams_module
 from livekit_demo.api import create_app
@@ -132,17 +132,17 @@ def _starlette_json(value: object) -> bytes:
     ],
 )
 def test_answers_are_the_bytes_starlette_would_write(value: object) -> None:
-    assert api._dumps(value) == _starlette_json(value)
+    assert jsonbytes.dumps(value) == _starlette_json(value)
 
 
 def test_every_character_is_written_as_starlette_writes_it() -> None:
     text = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
-    assert api._dumps({"t": text}) == _starlette_json({"t": text})
+    assert jsonbytes.dumps({"t": text}) == _starlette_json({"t": text})
 
 
 @pytest.mark.parametrize("value", [{1: "int key"}, [2**64], {"deep": 2**70}])
 def test_what_orjson_cannot_write_is_written_by_json(value: object) -> None:
-    assert api._dumps(value) == _starlette_json(value)
+    assert jsonbytes.dumps(value) == _starlette_json(value)
 
 
 def test_what_json_refuses_to_write_is_still_refused() -> None:
@@ -150,9 +150,9 @@ def test_what_json_refuses_to_write_is_still_refused() -> None:
         with pytest.raises((ValueError, UnicodeEncodeError)):
             _starlette_json(value)
     with pytest.raises(UnicodeEncodeError):
-        api._dumps({"t": "\ud800"})
+        jsonbytes.dumps({"t": "\ud800"})
     with pytest.raises(TypeError):  # json cannot write a datetime: neither do we (orjson would)
-        api._dumps({"when": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+        jsonbytes.dumps({"when": datetime(2026, 1, 1, tzinfo=timezone.utc)})
 
 
 @pytest.mark.parametrize(
@@ -372,6 +372,82 @@ def test_room_infos_built_from_kept_templates_are_the_room_infos_built_anew() ->
             answer["link_info"]["cdn_pull_info"]["rtmp_url"] = "changed"
         compared += 1
     assert compared == 300 and 0 < len(rooms._templates) <= 4096
+
+
+def test_json_answers_are_the_bytes_of_the_room_infos() -> None:
+    """`get_json`, `list_json` and `create_json` write, without the dicts, the bytes `dumps` writes of
+    the RoomInfos, whatever happened before: rows, likes, mutes, visits, heartbeats, deletes, the
+    second, the settings, the edge, the host, who looks and which page (a kept list page included)."""
+    clock = FixedClock("2026-11-28T10:15:00.300Z")
+    auth = {"jwt_secret": SECRET, "users": {"root": hash_password("root-password")}, "admins": ["root"]}
+    server = AppServer(Settings.build(env={}, storage="memory", auth=auth), clock=clock)
+    rooms = server.rooms
+    ann, bob, root = (server.auth.identity(user) for user in ("ann", "bob", "root"))
+    rng = random.Random(11)
+    made: list[str] = []
+
+    def create() -> None:
+        actor, anchor = rng.choice([(ann, "ann"), (bob, "bob"), (root, "root")])
+        fields = {"title": f"room {len(made)} 直播", "anchor": anchor, "mode": rng.choice([0, 1])}
+        host = rng.choice(["", "127.0.0.1", "phone.local"])
+        body = rooms.create_json(actor, dict(fields), host=host).body
+        record = rooms.store.get(orjson.loads(body)["id"])
+        assert body == jsonbytes.dumps(rooms._room_info(record, anchor, actor, with_push=True, host=host))
+        made.append(record.id)
+
+    def some_room() -> str:
+        return rng.choice(made)
+
+    steps = [
+        create,
+        lambda: clock.advance(0.4),
+        lambda: rooms.update(root, some_room(), {"title": f"title {rng.random()}", "notice": "n"}),
+        lambda: _may_conflict(lambda: rooms.transition(rng.choice(["start", "pause", "stop"]), root, some_room(), "root")),
+        lambda: rooms.send_likes(bob, some_room(), "bob", rng.randint(1, 5)),
+        lambda: rooms.set_muted(root, some_room(), rng.random() < 0.5),
+        lambda: rooms.get(bob, some_room(), "bob"),
+        lambda: rooms.heartbeat(bob, some_room(), "bob"),
+        lambda: len(made) > 3 and rooms.delete(root, made.pop(rng.randrange(len(made))), "root"),
+        lambda: setattr(rooms.streams, "live_stream", dataclasses.replace(rooms.streams.live_stream, pull_auth_key=f"k{rng.random()}")),
+        lambda: setattr(rooms.streams, "edge", rng.choice([None, streams_module.EdgeAddress(1935, 8080)])),
+    ]
+    create()
+    lists = 0
+    for _ in range(400):
+        rng.choice(steps)()
+        viewer, actor = rng.choice([("ann", ann), ("bob", bob), ("root", root), ("ann", root)])
+        host = rng.choice(["", "127.0.0.1", "phone.local"])
+        page = (rng.choice([1, 1, 1, 2]), rng.choice([3, 10]), rng.choice([None, -1, 0, 1, 2, 3]))
+        assert rooms.list_json(actor, viewer, *page, host=host).body == jsonbytes.dumps(rooms.list(actor, viewer, *page, host=host))
+        lists += 1
+        if made:
+            room_id = some_room()
+            body = rooms.get_json(actor, room_id, viewer, host=host).body  # counts a visit; the dict after it, without one
+            assert body == jsonbytes.dumps(rooms._room_info(rooms.store.get(room_id), viewer, actor, host=host))
+    assert lists == 400 and 0 < len(rooms._pages) <= 256
+
+
+def test_a_kept_list_page_follows_every_change_of_its_rooms() -> None:
+    clock = FixedClock("2026-11-28T10:15:00Z")
+    server = AppServer(Settings.build(env={}, storage="memory", auth={"jwt_secret": SECRET}), clock=clock)
+    rooms, ann = server.rooms, server.auth.identity("ann")
+
+    def page() -> list[dict[str, Any]]:
+        return orjson.loads(rooms.list_json(ann, "ann", 1, 10, None).body)
+
+    room = rooms.create(ann, {"title": "first", "anchor": "ann"})
+    assert [r["title"] for r in page()] == ["first"] and page() == page()  # the second from the kept page
+    rooms.update(ann, room["id"], {"title": "renamed"})
+    assert page()[0]["title"] == "renamed"
+    rooms.transition("start", ann, room["id"], "ann")
+    assert page()[0]["status"] == 1
+    rooms.send_likes(ann, room["id"], "ann", 2)
+    rooms.get(ann, room["id"], "ann")
+    assert page()[0]["metrics"] == {"like_count": 2, "online_count": 0, "pv": 1, "uv": 1}
+    rooms.create(ann, {"title": "second", "anchor": "ann"})
+    assert [r["title"] for r in page()] == ["second", "renamed"]
+    rooms.delete(ann, room["id"], "ann")
+    assert [r["title"] for r in page()] == ["second"]
 
 
 def _may_conflict(step: Callable[[], Any]) -> None:

@@ -159,6 +159,32 @@ def test_update_answering_the_same_object_writes_nothing(store: RoomStore) -> No
     assert store.get(room(1).id) == room(1)
 
 
+def test_the_revision_moves_with_every_change_of_a_room_and_only_then(store: RoomStore) -> None:
+    revision = store.revision()
+    if store.kind in ("sqlite", "mysql", "postgresql"):
+        store.insert(room(1))
+        assert revision is None and store.revision() is None  # other processes write there: it cannot tell
+        return
+    seen = [revision]
+
+    def moved() -> bool:
+        seen.append(store.revision())
+        return seen[-1] != seen[-2]
+
+    store.insert(room(1))
+    assert moved()
+    store.add_likes(room(1).id, 3)
+    store.set_muted(room(1).id, True)
+    store.update(room(1).id, lambda record: record)  # no change
+    assert store.get(room(1).id) is not None and store.list() and not moved()
+    store.update(room(1).id, lambda record: record.copy(title="new"))
+    assert moved()
+    store.delete(room(1).id)
+    assert moved()
+    store.insert(room(2))
+    assert moved() and store.clear() == 1 and moved()
+
+
 def test_list_is_newest_first_and_ids_break_ties(store: RoomStore) -> None:
     for n, age in [(1, 10), (5, 20), (3, 20), (4, 20), (2, 5), (6, 30)]:
         store.insert(room(n, age=age))

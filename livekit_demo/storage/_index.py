@@ -52,6 +52,7 @@ class RoomIndex:
         # Ascending keys; "newest first" reads them from the end.
         self._keys: dict[int | None, list[_ListKey]] = {None: []}
         self._per_anchor: dict[str, int] = {}  # rooms per anchor_id, for the per-user cap
+        self.revision = 0  # counts the puts and pops: every change of a record passes through one
 
     def __len__(self) -> int:
         return len(self._records)
@@ -64,6 +65,7 @@ class RoomIndex:
 
     def put(self, record: RoomRecord) -> None:
         """Add or replace a record (the index keeps this very object)."""
+        self.revision += 1
         old = self._records.get(record.id)
         key, status = _list_key(record), int(record.status)
         if old is not None:
@@ -82,6 +84,7 @@ class RoomIndex:
     def pop(self, room_id: RoomId) -> RoomRecord | None:
         record = self._records.pop(room_id, None)
         if record is not None:
+            self.revision += 1
             self._unkey(_list_key(record), int(record.status))
             self._uncount(record.anchor_id)
         return record
@@ -213,6 +216,10 @@ class IndexedStore:
         with self._lock:
             self._check_open()
             return [_copy(r) for r in self._index.page(_status_key(status), offset, limit)]
+
+    def revision(self) -> int | None:
+        self._check_open()
+        return self._index.revision  # one read of an int: no lock needed
 
     def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
         with self._lock:

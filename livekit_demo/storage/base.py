@@ -79,6 +79,11 @@ class RoomStore(Protocol):
     def list(self, *, status: int | None = None, offset: int = 0, limit: int = 10) -> list[RoomRecord]:
         """Rooms newest first (created_at desc, id desc), only `status` when given."""
 
+    def revision(self) -> int | None:
+        """A number that changes whenever a room is inserted, changed or deleted (not with likes or
+        mute flags), so that what was made of the rooms can be kept until then; None when the store
+        cannot know (a database other processes write to)."""
+
     def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
         """How many rooms (with `status`, and of `anchor_id` `anchor`, when given; ids compared exactly)."""
 

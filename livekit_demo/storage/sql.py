@@ -195,6 +195,10 @@ class SqlStore:
             rows = conn.execute(query).mappings().all()
         return [_from_row(row) for row in rows]
 
+    def revision(self) -> int | None:
+        """None: other processes (workers, other servers, a person with a SQL prompt) change the tables."""
+        return None
+
     def count(self, *, status: int | None = None, anchor: str | None = None) -> int:
         """How many rooms (with `status`, and of `anchor_id` `anchor`, when given)."""
         where = self._status_filter(status)
