@@ -11,7 +11,7 @@ import builtins  # RoomService.list shadows the name inside the class
 import json
 import logging
 import operator
-import secrets
+import os
 import threading
 import uuid
 from collections import deque
@@ -161,18 +161,19 @@ class _UUID7:
 
     def __call__(self, clock: Clock) -> str:
         ms = int(clock.now().timestamp() * 1000)
+        random_bits = int.from_bytes(os.urandom(10))  # 62 for the id, 11 for a new sequence: one system call
         with self._lock:
             if ms <= self._last_ms:
                 ms = self._last_ms
                 self._seq += 1
                 if self._seq >= 1 << 12:  # 12-bit sequence spent: borrow the next millisecond
                     ms += 1
-                    self._seq = secrets.randbits(11)
+                    self._seq = random_bits >> 62 & 0x7FF
             else:
-                self._seq = secrets.randbits(11)  # leave headroom for the increments above
+                self._seq = random_bits >> 62 & 0x7FF  # 11 bits: headroom for the increments above
             self._last_ms = ms
             seq = self._seq
-        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | secrets.randbits(62)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | random_bits & ((1 << 62) - 1)
         return f"{value:032x}"
 
 

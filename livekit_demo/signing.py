@@ -83,11 +83,25 @@ class Signer:
         base, _, query = url.partition("?")
         if query and any(name == "auth_key" for name, _ in parse_qsl(query, keep_blank_values=True)):
             raise ValueError(f"already signed: {url}")
-        path = _path_of(base)
+        auth_key = self._auth_key(_path_of(base))
+        return f"{base}?{query}&auth_key={auth_key}" if query else f"{base}?auth_key={auth_key}"
+
+    def at(self, origin: str, path: str) -> str:
+        """`self(origin + path)` for a URL built from its parts: `origin` is ``scheme://authority``
+        (or empty), `path` the URI. A room's URLs are built this way, so nothing needs parsing; parts
+        that are not plain printable ASCII without ``?`` and ``#`` go the long way."""
+        if not self.key:
+            return origin + path
+        url = origin + path
+        if path[:1] != "/" or "?" in url or "#" in url or not (url.isascii() and url.isprintable()) or url[:1] == " ":
+            return self(url)
+        return f"{url}?auth_key={self._auth_key(path)}"
+
+    def _auth_key(self, path: str) -> str:
         auth_key = self._auth_keys.get(path)
         if auth_key is None:
             auth_key = self._auth_keys[path] = type_a_auth_key(path, self.key, self.exp)
-        return f"{base}?{query}&auth_key={auth_key}" if query else f"{base}?auth_key={auth_key}"
+        return auth_key
 
 
 def _path_of(url: str) -> str:
@@ -107,7 +121,7 @@ def _path_of(url: str) -> str:
 def srt_url(host: str, uri: str, key: str, exp: int, *, mode: str = "publish", signer: Signer | None = None) -> str:
     """The SRT form: the resource, its auth_key and the mode live inside ``streamid``
     (`signer`, when given, signs with its own key and expiry)."""
-    resource = (signer or Signer(key, exp))(uri)
+    resource = (signer or Signer(key, exp)).at("", uri)
     return f"srt://{host}:{SRT_PORT}?streamid=#!::h={host},r={resource},m={mode}"
 
 

@@ -171,8 +171,8 @@ class StreamUrls:
         uri = f"/{ls.app_name}/{room_id}"
         signed = Signer(ls.push_auth_key, exp)
         return {
-            "rtmp_url": signed(f"rtmp://{self._rtmp_authority(ls.push_url, host)}{uri}"),
-            "rts_url": signed(f"artc://{ls.push_url}{uri}"),
+            "rtmp_url": signed.at(f"rtmp://{self._rtmp_authority(ls.push_url, host)}", uri),
+            "rts_url": signed.at(f"artc://{ls.push_url}", uri),
             "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp, signer=signed),
         }
 
@@ -184,10 +184,10 @@ class StreamUrls:
         scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
         signed = Signer(ls.pull_auth_key, exp)
         return {
-            "rtmp_url": signed(f"rtmp://{rtmp}{path}"),
-            "rts_url": signed(f"artc://{ls.pull_url}{path}"),
-            "flv_url": signed(f"{scheme}://{http}{path}.flv"),
-            "hls_url": signed(f"{scheme}://{http}{path}.m3u8"),
+            "rtmp_url": signed.at(f"rtmp://{rtmp}", path),
+            "rts_url": signed.at(f"artc://{ls.pull_url}", path),
+            "flv_url": signed.at(f"{scheme}://{http}", f"{path}.flv"),
+            "hls_url": signed.at(f"{scheme}://{http}", f"{path}.m3u8"),
         }
 
     def _rtmp_authority(self, domain: str, host: str) -> str:

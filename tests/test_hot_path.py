@@ -309,6 +309,17 @@ def test_a_shared_signer_signs_each_url_as_sign_url_alone_would(url: str) -> Non
     assert signing.Signer("", 1)(url) == url  # no key: unsigned
 
 
+@pytest.mark.parametrize(
+    ("origin", "path"),
+    [("rtmp://push.example.com", "/live/r1"), ("http://[::1]:8080", "/live/r1.m3u8"), ("", "/live/r1"), ("artc://h", "/live/a b"),
+     ("rtmp://h", "/live/r?1"), ("rtmp://h", "/live/r#1"), ("rtmp://h?x", "/live/r"), ("rtmp://h", "/live/直播"), ("rtmp://h", "live/r"),
+     ("rtmp://h", "/live/r\t"), (" rtmp://h", "/live/r"), ("rtmp://h", "")],
+)  # fmt: skip
+def test_a_url_signed_from_its_parts_is_the_url_signed_whole(origin: str, path: str) -> None:
+    assert signing.Signer("k", 1_796_000_000).at(origin, path) == signing.sign_url(origin + path, "k", 1_796_000_000)
+    assert signing.Signer("", 1).at(origin, path) == origin + path
+
+
 def sign_url_by_hand(url: str, key: str, exp: int) -> str:
     """Type A signing as the document spells it: the md5 of path-exp-rand-uid-key, on the path urlsplit reads."""
     import hashlib
