@@ -87,7 +87,7 @@ _TIME_FIELDS = frozenset({"created_at", "updated_at", "started_at", "stopped_at"
 _TIMES_ANSWERED = tuple(name for name in ROOMINFO_FIELDS if name in _TIME_FIELDS)
 _read_stored = operator.attrgetter(*ROOMINFO_FIELDS)
 _TEMPLATES = 4096  # RoomInfo templates kept (see RoomService._template)
-_PAGES = 256  # list pages kept (see RoomService.list_json)
+_KEPT = 4096  # answers kept (see RoomService._kept_rooms)
 _P, _L, _E, _S = RoomStatus.PREPARED, RoomStatus.LIVE, RoomStatus.ENDED, RoomStatus.PAUSED
 _NO = Transition(None)
 
@@ -260,12 +260,21 @@ class RoomView:
         return b"".join((self.template.head(), _METRICS_JSON % self.counts, _JSON_TAILS[self.muted, self.ended]))
 
 
-class _Page(NamedTuple):
-    """What `RoomService.list_json` keeps of a page: per room its id, anchor, template JSON and whether it ended."""
+class _Shown(NamedTuple):
+    """What an answer shows of a room that only a change of its row or URLs changes."""
 
-    revision: int | None  # the store's, when the page was read
+    room_id: RoomId
+    anchor_id: UserId
+    head: bytes  # its template's JSON (`_Template.head`)
+    ended: bool
+
+
+class _Kept(NamedTuple):
+    """Rooms as `RoomService.get_json` or `list_json` last showed them, with what that depended on."""
+
+    revision: int | None  # the store's, read before the rows
     generation: object  # the URLs'
-    rooms: builtins.list[tuple[RoomId, UserId, bytes, bool]]
+    rooms: builtins.list[_Shown]
 
 
 OnlineSource = Callable[[RoomId], int]
@@ -344,7 +353,7 @@ class RoomService:
         self._delete_listeners: builtins.list[Callable[[RoomId], None]] = []
         # The part of each answered RoomInfo that its row and URLs decide (see `_template`).
         self._templates: dict[tuple[Any, ...], _Template] = {}
-        self._pages: dict[tuple[Any, ...], _Page] = {}  # see `list_json`
+        self._kept: dict[tuple[Any, ...], _Kept] = {}  # see `_kept_rooms`
 
     def on_delete(self, listener: Callable[[RoomId], None]) -> None:
         """Call `listener(room_id)` after each room is deleted (the local edge disconnects its publisher)."""
@@ -377,8 +386,15 @@ class RoomService:
         return self._get(actor, room_id, user_id, host).info()
 
     def get_json(self, actor: Identity, room_id: RoomId, user_id: UserId, *, host: str = "") -> Encoded:
-        """`get`, answered as the JSON bytes of its RoomInfo."""
-        return Encoded(self._get(actor, room_id, user_id, host).json())
+        """`get`, answered as the JSON bytes of its RoomInfo (see `_kept_rooms`)."""
+        self.check_acting_as(actor, user_id, "user_id")
+
+        def read() -> builtins.list[RoomRecord]:
+            return [self._find(room_id)]
+
+        shown = self._kept_rooms(("get", room_id, user_id, actor.is_admin and user_id == actor.user_id, host), read, user_id, actor, host)
+        self.metrics.visit(room_id, user_id)  # after the 404 of a room that is not there, as `get`
+        return Encoded(b"".join(self._rooms_json(shown, user_id)))
 
     def list(
         self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = ""
@@ -387,41 +403,56 @@ class RoomService:
         return [view.info() for view in self._list(actor, user_id, page_num, page_size, status, host)]
 
     def list_json(self, actor: Identity, user_id: UserId, page_num: int, page_size: int, status: int | None, *, host: str = "") -> Encoded:
-        """`list`, answered as the JSON bytes of its array of RoomInfos.
-
-        A lobby asks for the same page over and over, and rooms change far less often: so what a
-        page shows of its rows and URLs is kept per viewer, host and page while the store's
-        `revision` and the URLs' generation stay the same (never for a store that cannot tell).
-        Counters and mute flags are read anew on every call.
-        """
+        """`list`, answered as the JSON bytes of its array of RoomInfos (see `_kept_rooms`)."""
         self.check_acting_as(actor, user_id, "user_id")
         wanted = _wanted(status)
-        # Read before the rows: a change while they are read makes the kept page stale at once, never current.
+
+        def read() -> builtins.list[RoomRecord]:
+            return self._page_records(wanted, page_num, page_size)
+
+        key = ("list", user_id, actor.is_admin and user_id == actor.user_id, host, wanted, page_num, page_size)
+        shown = self._kept_rooms(key, read, user_id, actor, host)
+        if not shown:
+            return Encoded(b"[]")
+        parts = self._rooms_json(shown, user_id)
+        return Encoded(b"[" + b",".join(parts) + b"]")
+
+    def _kept_rooms(
+        self, key: tuple[Any, ...], read: Callable[[], builtins.list[RoomRecord]], viewer: UserId, actor: Identity, host: str
+    ) -> builtins.list[_Shown]:
+        """The rooms `read()` reads, as `viewer` is shown them, kept under `key` while the store's
+        `revision` and the URLs' generation stay the same (never for a store that cannot tell).
+
+        A viewer polls one room, a lobby one page, over and over, and rooms change far less often:
+        then neither the rows are read nor their templates looked up again. Counters and mute flags
+        are not kept (`_rooms_json` reads them on every call).
+        """
+        # Read before the rows: a change while they are read makes what is kept stale at once, never current.
         revision = self.store.revision()
         generation = self.streams.generation()
-        key = (user_id, actor.is_admin and user_id == actor.user_id, host, wanted, page_num, page_size)
-        page = self._pages.get(key)
-        if page is None or page.revision is None or page.revision != revision or page.generation is not generation:
+        kept = self._kept.get(key)
+        if kept is None or kept.revision is None or kept.revision != revision or kept.generation is not generation:
             rooms = [
-                (r.id, r.anchor_id, self._viewer_template(r, user_id, actor, host, generation).head(), r.status == RoomStatus.ENDED)
-                for r in self._page_records(wanted, page_num, page_size)
+                _Shown(r.id, r.anchor_id, self._viewer_template(r, viewer, actor, host, generation).head(), r.status == RoomStatus.ENDED)
+                for r in read()
             ]  # fmt: skip
-            page = _Page(revision, generation, rooms)
+            kept = _Kept(revision, generation, rooms)
             if revision is not None:
-                if len(self._pages) >= _PAGES:
-                    self._pages.clear()
-                self._pages[key] = page
-        if not page.rooms:
-            return Encoded(b"[]")
-        ids = [room[0] for room in page.rooms]
+                if len(self._kept) >= _KEPT:
+                    self._kept.clear()
+                self._kept[key] = kept
+        return kept.rooms
+
+    def _rooms_json(self, shown: builtins.list[_Shown], viewer: UserId) -> builtins.list[bytes]:
+        """Each room's RoomInfo JSON, as `RoomView.json` writes it, with this moment's counters and mute flags."""
+        ids = [room.room_id for room in shown]
         stats = self.store.stats(ids)
         counts = self.metrics.counts(ids, [stats.get(room_id, _NO_STATS).likes for room_id in ids])
-        parts: builtins.list[bytes] = []  # each room as `RoomView.json` writes it, with a comma after it
-        for (room_id, anchor_id, head, ended), room_counts in zip(page.rooms, counts, strict=True):
-            muted = stats.get(room_id, _NO_STATS).muted and user_id != anchor_id
-            parts += (head, _METRICS_JSON % room_counts, _JSON_TAILS[muted, ended], b",")
-        parts[-1] = b"]"
-        return Encoded(b"[" + b"".join(parts))
+        answers = []
+        for room, room_counts in zip(shown, counts, strict=True):
+            muted = stats.get(room.room_id, _NO_STATS).muted and viewer != room.anchor_id
+            answers.append(b"".join((room.head, _METRICS_JSON % room_counts, _JSON_TAILS[muted, room.ended])))
+        return answers
 
     def _create(self, actor: Identity, fields: JSONDict, host: str) -> RoomView:
         anchor = fields["anchor"]

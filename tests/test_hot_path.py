@@ -25,7 +25,7 @@ from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
 from livekit_demo.auth import Authenticator
 from livekit_demo.clock import FixedClock, format_time, to_second
-from livekit_demo.exceptions import BadRequest, LifecycleConflict, Unauthorized
+from livekit_demo.exceptions import BadRequest, LifecycleConflict, RoomNotFound, Unauthorized
 from livekit_demo.passwords import hash_password
 from livekit_demo.settings import AuthSettings, LiveMicSettings, LiveStreamSettings, Settings
 from livekit_demo.signing import explain_url
@@ -435,10 +435,10 @@ def test_json_answers_are_the_bytes_of_the_room_infos() -> None:
             room_id = some_room()
             body = rooms.get_json(actor, room_id, viewer, host=host).body  # counts a visit; the dict after it, without one
             assert body == jsonbytes.dumps(rooms._room_info(rooms.store.get(room_id), viewer, actor, host=host))
-    assert lists == 400 and 0 < len(rooms._pages) <= 256
+    assert lists == 400 and 0 < len(rooms._kept) <= 4096
 
 
-def test_a_kept_list_page_follows_every_change_of_its_rooms() -> None:
+def test_kept_answers_follow_every_change_of_their_rooms() -> None:
     clock = FixedClock("2026-11-28T10:15:00Z")
     server = AppServer(Settings.build(env={}, storage="memory", auth={"jwt_secret": SECRET}), clock=clock)
     rooms, ann = server.rooms, server.auth.identity("ann")
@@ -457,8 +457,11 @@ def test_a_kept_list_page_follows_every_change_of_its_rooms() -> None:
     assert page()[0]["metrics"] == {"like_count": 2, "online_count": 0, "pv": 1, "uv": 1}
     rooms.create(ann, {"title": "second", "anchor": "ann"})
     assert [r["title"] for r in page()] == ["second", "renamed"]
+    assert orjson.loads(rooms.get_json(ann, room["id"], "ann").body)["title"] == "renamed"  # kept from here on
     rooms.delete(ann, room["id"], "ann")
     assert [r["title"] for r in page()] == ["second"]
+    with pytest.raises(RoomNotFound):
+        rooms.get_json(ann, room["id"], "ann")
 
 
 def _may_conflict(step: Callable[[], Any]) -> None:
