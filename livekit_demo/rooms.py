@@ -484,7 +484,7 @@ class RoomService:
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
         self.store.insert(record)
-        return self._view(record, anchor, actor, with_push=True, host=host, stats=_NO_STATS)
+        return self._view(record, anchor, actor, with_push=True, host=host, stats=_NO_STATS, new=True)
 
     def _get(self, actor: Identity, room_id: RoomId, user_id: UserId, host: str) -> RoomView:
         self.check_acting_as(actor, user_id, "user_id")
@@ -752,22 +752,27 @@ class RoomService:
                 member["rtc_pull_url"] = self.streams.member_pull_url(record.meeting_id, str(member.get("user_id", "")))
         return members
 
-    def _template(self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None, generation: object) -> _Template:
+    def _template(
+        self, record: RoomRecord, host: str, with_push: bool, link_viewer: UserId | None, generation: object, *, new: bool = False
+    ) -> _Template:
         """The stored fields as answered (in the original's order), then the URLs: everything of a
         RoomInfo but the counters and the mute state, which change between calls.
 
         Kept per row content, host, push or not and co-streaming viewer, while the URLs would come
         out the same (`StreamUrls.generation`: the same second, settings and edge). A list page
         answers ten rooms, so building each anew (times formatted, URLs looked up) once cost more
-        than the rest of the call.
+        than the rest of the call. A `new` room's (the answer of `create`) is neither looked up nor
+        kept: nobody has seen it yet, and at thousands of creates a second, keeping each would only
+        push the templates of the rooms people read out of the table (and out of the CPU's caches).
         """
         stored = _read_stored(record)
         key = (stored, host, with_push, link_viewer)
-        try:
-            found = self._templates.get(key)
-            keep = True
-        except TypeError:  # an unhashable value in a row from elsewhere: answered, just not kept
-            found, keep = None, False
+        found, keep = None, not new
+        if keep:
+            try:
+                found = self._templates.get(key)
+            except TypeError:  # an unhashable value in a row from elsewhere: answered, just not kept
+                keep = False
         if found is not None and found.generation is generation:
             return found
         info = RoomInfo(zip(ROOMINFO_FIELDS, stored, strict=True))
@@ -788,12 +793,12 @@ class RoomService:
         return template
 
     def _viewer_template(
-        self, record: RoomRecord, viewer: UserId, actor: Identity, host: str, generation: object, *, with_push: bool = False
+        self, record: RoomRecord, viewer: UserId, actor: Identity, host: str, generation: object, *, with_push: bool = False, new: bool = False
     ) -> _Template:
         """The template of `record` for `viewer` (see `_template`)."""
         # Push URLs are the anchor's (an admin acting as itself sees every room's).
         with_push = with_push or viewer == record.anchor_id or (actor.is_admin and viewer == actor.user_id)
-        return self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None, generation)
+        return self._template(record, host, with_push, viewer if record.mode == Mode.LINK else None, generation, new=new)
 
     def _view(
         self,
@@ -805,6 +810,7 @@ class RoomService:
         host: str = "",
         stats: RoomStats | None = None,
         generation: object = None,
+        new: bool = False,
     ) -> RoomView:
         """The room as `viewer` sees it now. Parts that do not apply are left out, never null.
 
@@ -814,7 +820,7 @@ class RoomService:
             stats = self._stats_of(record.id)
         if generation is None:
             generation = self.streams.generation()
-        template = self._viewer_template(record, viewer, actor, host, generation, with_push=with_push)
+        template = self._viewer_template(record, viewer, actor, host, generation, with_push=with_push, new=new)
         muted = stats.muted and viewer != record.anchor_id
         return RoomView(template, self.metrics.counts([record.id], [stats.likes])[0], muted, record.status == RoomStatus.ENDED)
 
