@@ -780,9 +780,9 @@ class RoomService:
             info[name] = format_time(info[name])
         info["status"] = int(info["status"])
         info["mode"] = int(info["mode"])
-        info["pull_url_info"] = self.streams.pull_info(record.id, host)
+        info["pull_url_info"] = self.streams.pull_info(record.id, host, keep=keep)
         if with_push:
-            info["push_url_info"] = self.streams.push_info(record.id, host)
+            info["push_url_info"] = self.streams.push_info(record.id, host, keep=keep)
         if link_viewer is not None:
             info["link_info"] = self.streams.link_info(record, link_viewer, host)
         template = _Template(generation, info)

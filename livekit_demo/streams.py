@@ -74,9 +74,14 @@ class StreamUrls:
         """The URL builder for one server's settings."""
         return cls(settings.live_stream, settings.live_mic, clock)
 
-    def push_info(self, room_id: RoomId, host: str = "") -> JSONDict:
-        """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`); `host`: the one the caller reached us at."""
+    def push_info(self, room_id: RoomId, host: str = "", *, keep: bool = True) -> JSONDict:
+        """PushLiveInfo: where the anchor publishes (`rtmp_url`, `rts_url`, `srt_url`); `host`: the one the caller reached us at.
+
+        `keep` false: made without looking for or keeping this second's copy (a room just created).
+        """
         now = self.clock.timestamp()
+        if not keep:
+            return self._push(room_id, now + self.live_stream.auth_expires, host)
         made = self._made_in(now)
         key = ("push", room_id, host)
         urls = made.get(key)
@@ -84,10 +89,12 @@ class StreamUrls:
             urls = made[key] = self._push(room_id, now + self.live_stream.auth_expires, host)
         return dict(urls)  # a copy: the caller may change its answer, not ours
 
-    def pull_info(self, room_id: RoomId, host: str = "") -> JSONDict:
-        """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`)."""
+    def pull_info(self, room_id: RoomId, host: str = "", *, keep: bool = True) -> JSONDict:
+        """PullLiveInfo: where the audience plays a room (`rtmp_url`, `rts_url`, `flv_url`, `hls_url`); `keep` as for `push_info`."""
         ls = self.live_stream
         now = self.clock.timestamp()
+        if not keep:
+            return self._pull(ls.app_name, room_id, now + ls.auth_expires, host)
         return dict(self._pull_made(self._made_in(now), ls.app_name, room_id, now + ls.auth_expires, host))
 
     def player_url(self, room_id: RoomId, host: str = "") -> str | None:
