@@ -77,7 +77,9 @@ def _as_datetime(value: datetime | int | float | str) -> datetime:
 
 def to_second(when: datetime) -> datetime:
     """The same instant in UTC, cut to whole seconds (what the table's datetime columns keep)."""
-    return when.astimezone(timezone.utc).replace(microsecond=0)
+    if when.tzinfo is not timezone.utc:  # already UTC (every clock here): no conversion to make
+        when = when.astimezone(timezone.utc)
+    return when.replace(microsecond=0)
 
 
 def format_time(when: datetime | None) -> str:

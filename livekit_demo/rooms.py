@@ -160,7 +160,11 @@ class _UUID7:
         self._seq = 0
 
     def __call__(self, clock: Clock) -> str:
-        ms = int(clock.now().timestamp() * 1000)
+        return self.at(clock.now())
+
+    def at(self, when: datetime) -> str:
+        """The next id, for a room made at `when` (the caller's reading of its clock)."""
+        ms = int(when.timestamp() * 1000)
         random_bits = int.from_bytes(os.urandom(10))  # 62 for the id, 11 for a new sequence: one system call
         with self._lock:
             if ms <= self._last_ms:
@@ -465,8 +469,8 @@ class RoomService:
         # filling memory or disk with rooms, it is not an exact quota.
         if self.store.count(anchor=anchor) >= self.max_per_user:
             raise RoomLimitReached(anchor, self.max_per_user)
-        now = to_second(self.clock.now())
-        room_id = new_room_id(self.clock)
+        moment = self.clock.now()
+        now, room_id = to_second(moment), new_room_id.at(moment)
         record = RoomRecord(
             id=room_id,
             created_at=now,

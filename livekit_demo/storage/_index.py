@@ -78,8 +78,11 @@ class RoomIndex:
             self._unkey(old_key, old_status)
         self._records[record.id] = record
         self._per_anchor[record.anchor_id] = self._per_anchor.get(record.anchor_id, 0) + 1
-        insort(self._keys[None], key)
-        insort(self._keys.setdefault(status, []), key)
+        for keys in (self._keys[None], self._keys.setdefault(status, [])):
+            if not keys or keys[-1] <= key:
+                keys.append(key)  # the common case, a new room: newest of all, no search
+            else:
+                insort(keys, key)
 
     def pop(self, room_id: RoomId) -> RoomRecord | None:
         record = self._records.pop(room_id, None)
