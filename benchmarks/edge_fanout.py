@@ -117,7 +117,11 @@ class FlvViewer(asyncio.Protocol):
     def __init__(self, stats: ViewerStats) -> None:
         self.stats = stats
         self.header_done = False
-        self.pending = bytearray()
+        self.pending = bytearray()  # the answer's head, until it is whole
+        self.chunked = False
+        self.chunk_left = 0  # bytes of the current chunk still to come
+        self.size_line = bytearray()  # a chunk's size line, until it is whole
+        self.tag = bytearray()  # a tag header, until it is whole
         self.skip = 13  # the FLV header and PreviousTagSize0
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -131,26 +135,48 @@ class FlvViewer(asyncio.Protocol):
             if end < 0:
                 return
             self.header_done = True
+            # uvicorn on httptools answers even an HTTP/1.0 request with a chunked body; on h11 it does not
+            self.chunked = b"transfer-encoding: chunked" in bytes(self.pending[:end]).lower()
             view = memoryview(bytes(self.pending[end + 4 :]))
             self.pending.clear()
+        if not self.chunked:
+            self._feed(view, now)
+            return
+        while view:  # chunked: "<hex size>\r\n<data>\r\n" over and over
+            if self.chunk_left:
+                step = min(self.chunk_left, len(view))
+                self._feed(view[:step], now)
+                self.chunk_left -= step
+                view = view[step:]
+                continue
+            self.size_line += view[:1]
+            view = view[1:]
+            if self.size_line.endswith(b"\r\n"):
+                line = bytes(self.size_line).strip()
+                self.size_line.clear()
+                if line:  # the CRLF after a chunk's data leaves an empty line
+                    self.chunk_left = int(line.split(b";")[0], 16)
+
+    def _feed(self, view: memoryview, now: float) -> None:
+        """Parse FLV tag headers out of the body bytes, skipping payloads."""
         while view:
             if self.skip:
                 step = min(self.skip, len(view))
                 self.skip -= step
                 view = view[step:]
                 continue
-            need = 11 - len(self.pending)
-            self.pending += view[:need]
+            need = 11 - len(self.tag)
+            self.tag += view[:need]
             view = view[need:]
-            if len(self.pending) < 11:
+            if len(self.tag) < 11:
                 return
-            tag = self.pending
+            tag = self.tag
             size = int.from_bytes(tag[1:4], "big")
             if tag[0] == 9:
                 timestamp = (int.from_bytes(tag[4:7], "big") | (tag[7] << 24)) / 1000
                 self.stats.arrivals.append((now, timestamp))
             self.skip = size + 4
-            self.pending = bytearray()
+            self.tag = bytearray()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
