@@ -261,7 +261,12 @@ class RoomView:
         return info
 
     def json(self) -> bytes:
-        return b"".join((self.template.head(), _METRICS_JSON % self.counts, _JSON_TAILS[self.muted, self.ended]))
+        return _room_json(self.template.head(), self.counts, self.muted, self.ended)
+
+
+def _room_json(head: bytes, counts: Counts, muted: bool, ended: bool) -> bytes:
+    """A RoomInfo's JSON: its template's (`_Template.head`), then what `RoomView.info` adds, in that order."""
+    return b"".join((head, _METRICS_JSON % counts, _JSON_TAILS[muted, ended]))
 
 
 class _Shown(NamedTuple):
@@ -448,14 +453,14 @@ class RoomService:
         return kept.rooms
 
     def _rooms_json(self, shown: builtins.list[_Shown], viewer: UserId) -> builtins.list[bytes]:
-        """Each room's RoomInfo JSON, as `RoomView.json` writes it, with this moment's counters and mute flags."""
+        """Each room's RoomInfo JSON with this moment's counters and mute flags."""
         ids = [room.room_id for room in shown]
         stats = self.store.stats(ids)
         counts = self.metrics.counts(ids, [stats.get(room_id, _NO_STATS).likes for room_id in ids])
         answers = []
         for room, room_counts in zip(shown, counts, strict=True):
             muted = stats.get(room.room_id, _NO_STATS).muted and viewer != room.anchor_id
-            answers.append(b"".join((room.head, _METRICS_JSON % room_counts, _JSON_TAILS[muted, room.ended])))
+            answers.append(_room_json(room.head, room_counts, muted, room.ended))
         return answers
 
     def _create(self, actor: Identity, fields: JSONDict, host: str) -> RoomView:
