@@ -77,9 +77,19 @@ def _as_datetime(value: datetime | int | float | str) -> datetime:
 
 def to_second(when: datetime) -> datetime:
     """The same instant in UTC, cut to whole seconds (what the table's datetime columns keep)."""
+    global _LAST_SECOND
     if when.tzinfo is not timezone.utc:  # already UTC (every clock here): no conversion to make
         when = when.astimezone(timezone.utc)
-    return when.replace(microsecond=0)
+    start, end = _LAST_SECOND
+    if start <= when < end:  # the second of the previous call (`replace` costs more than two comparisons)
+        return start
+    start = when.replace(microsecond=0)
+    _LAST_SECOND = (start, start + _ONE_SECOND)  # one assignment: a thread reads the old pair or the new
+    return start
+
+
+_ONE_SECOND = timedelta(seconds=1)
+_LAST_SECOND = (datetime.max.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc))
 
 
 def format_time(when: datetime | None) -> str:

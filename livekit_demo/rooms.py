@@ -322,17 +322,18 @@ class _Metrics:
 
     def of(self, room_id: RoomId, likes: int = 0) -> JSONDict:
         """The room's `metrics`; `likes` is the store's total (SPEC 11), the rest is counted here."""
-        return dict(zip(METRICS_FIELDS, self.counts([room_id], [likes])[0], strict=True))
+        return dict(zip(METRICS_FIELDS, self.count(room_id, likes), strict=True))
+
+    def count(self, room_id: RoomId, likes: int) -> Counts:
+        """One room's `metrics` as values in `METRICS_FIELDS` order (on every RoomInfo answered)."""
+        # Without our lock: `visit` adds to pv before it adds the visitor, and this reads the
+        # visitors before pv, so a visit in between can raise pv, never make uv pass pv.
+        uv = len(self._visitors.get(room_id, ()))
+        return (likes, self.online(room_id), self._pv.get(room_id, 0), uv)
 
     def counts(self, room_ids: builtins.list[RoomId], likes: builtins.list[int]) -> builtins.list[Counts]:
-        """The `metrics` of several rooms (a list page) as values in `METRICS_FIELDS` order, under one lock."""
-        online = [self.online(room_id) for room_id in room_ids]  # outside our lock: a source has locks of its own
-        with self._lock:
-            pv, visitors = self._pv, self._visitors
-            return [
-                (room_likes, room_online, pv.get(room_id, 0), len(visitors.get(room_id, ())))
-                for room_id, room_likes, room_online in zip(room_ids, likes, online, strict=True)
-            ]
+        """The `metrics` of several rooms (a list page), each as `count` reads it."""
+        return [self.count(room_id, room_likes) for room_id, room_likes in zip(room_ids, likes, strict=True)]
 
     def forget(self, room_id: RoomId) -> None:
         with self._lock:
@@ -775,15 +776,16 @@ class RoomService:
         push the templates of the rooms people read out of the table (and out of the CPU's caches).
         """
         stored = _read_stored(record)
-        key = (stored, host, with_push, link_viewer)
-        found, keep = None, not new
+        keep = not new
         if keep:
+            key = (stored, host, with_push, link_viewer)
             try:
                 found = self._templates.get(key)
             except TypeError:  # an unhashable value in a row from elsewhere: answered, just not kept
                 keep = False
-        if found is not None and found.generation is generation:
-            return found
+            else:
+                if found is not None and found.generation is generation:
+                    return found
         info = RoomInfo(zip(ROOMINFO_FIELDS, stored, strict=True))
         for name in _TIMES_ANSWERED:
             info[name] = format_time(info[name])
@@ -827,11 +829,11 @@ class RoomService:
         """
         if stats is None:
             stats = self._stats_of(record.id)
-        if generation is None:
+        if generation is None and not new:  # (a new room's template is not kept: no generation to keep it by)
             generation = self.streams.generation()
         template = self._viewer_template(record, viewer, actor, host, generation, with_push=with_push, new=new)
         muted = stats.muted and viewer != record.anchor_id
-        return RoomView(template, self.metrics.counts([record.id], [stats.likes])[0], muted, record.status == RoomStatus.ENDED)
+        return RoomView(template, self.metrics.count(record.id, stats.likes), muted, record.status == RoomStatus.ENDED)
 
     def _room_info(self, record: RoomRecord, viewer: UserId, actor: Identity, **view: Any) -> RoomInfo:
         """The RoomInfo `viewer` sees (see `_view`)."""

@@ -65,16 +65,22 @@ def sign_url(url: str, key: str, exp: int) -> str:
 
 
 class Signer:
-    """`sign_url` with one key and expiry for the several URLs of one answer.
+    """`sign_url` with one key and expiry for the several URLs of one answer, or of one second.
 
     A room's URLs share paths (RTMP, RTS and SRT publish to one; RTMP and RTS play one), and a
-    path's auth_key depends on nothing else: each is hashed once.
+    path's auth_key depends on nothing else: `at` hashes a path once for the URLs that ask for it
+    one after the other, and keeps nothing else, so one Signer can serve a second's answers.
     """
 
     def __init__(self, key: str, exp: int) -> None:
         self.key = key
         self.exp = exp
         self._auth_keys: dict[str, str] = {}
+        # `type_a_auth_key(path, key, exp)` is "{exp}-0-0-" + md5("{path}-{exp}-0-0-{key}"):
+        # everything but the path is joined once.
+        self._query_head = f"?auth_key={exp}-0-0-"
+        self._hashed_tail = f"-{exp}-0-0-{key}"
+        self._last = ("?", "")  # the last plain path `at` signed (none yet: no plain path has a "?"), its "?auth_key=..."
 
     def __call__(self, url: str) -> str:
         """`sign_url(url, key, exp)`."""
@@ -92,16 +98,34 @@ class Signer:
         that are not plain printable ASCII without ``?`` and ``#`` go the long way."""
         if not self.key:
             return origin + path
-        url = origin + path
-        if path[:1] != "/" or "?" in url or "#" in url or not (url.isascii() and url.isprintable()) or url[:1] == " ":
-            return self(url)
-        return f"{url}?auth_key={self._auth_key(path)}"
+        last_path, query = self._last
+        if path != last_path:
+            if path[:1] != "/" or not (path.isascii() and path.isprintable()) or "?" in path or "#" in path:
+                return self(origin + path)
+            query = self._query_head + hashlib.md5((path + self._hashed_tail).encode()).hexdigest()
+            self._last = (path, query)  # one assignment: another thread sees the old pair or the new
+        if origin not in _PLAIN_ORIGINS:
+            if not _plain(origin) or origin[:1] == " ":
+                return self(origin + path)
+            if len(_PLAIN_ORIGINS) >= _PLAIN_ORIGINS_KEPT:
+                _PLAIN_ORIGINS.clear()  # origins with an edge's host come from Host headers: bounded
+            _PLAIN_ORIGINS.add(origin)
+        return origin + path + query
 
     def _auth_key(self, path: str) -> str:
         auth_key = self._auth_keys.get(path)
         if auth_key is None:
             auth_key = self._auth_keys[path] = type_a_auth_key(path, self.key, self.exp)
         return auth_key
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII without ``?`` or ``#``: a URL part that `Signer.at` signs as it is."""
+    return text.isascii() and text.isprintable() and "?" not in text and "#" not in text
+
+
+_PLAIN_ORIGINS: set[str] = set()  # origins `Signer.at` found plain (a server has a handful)
+_PLAIN_ORIGINS_KEPT = 256
 
 
 def _path_of(url: str) -> str:

@@ -15,7 +15,7 @@ placeholders, the RTMP, FLV and HLS URLs point at the edge, on the host the call
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .clock import Clock
 from .models import Mode, RoomRecord
@@ -51,6 +51,19 @@ class EdgeAddress:
     default_host: str = "127.0.0.1"
 
 
+class _Origins(NamedTuple):
+    """The ``scheme://authority`` of a room's URLs, before the path."""
+
+    push_rtmp: str
+    push_rts: str
+    pull_rtmp: str
+    pull_rts: str
+    pull_http: str  # FLV and HLS
+
+
+_HOSTS_KEPT = 256
+
+
 class StreamUrls:
     """Builds the push, pull and link URLs of rooms from the `live_stream` and `live_mic` settings."""
 
@@ -63,6 +76,8 @@ class StreamUrls:
         # nothing else but the caller's host (in the key), as its expiry is the second plus a fixed
         # TTL; so within that second it is reused.
         self._made: tuple[tuple[Any, ...], dict[tuple[str, ...], Any]] = ((-1,), {})
+        self._origins_made: tuple[tuple[Any, ...], dict[str, _Origins]] = ((None, None), {})
+        self._signers: dict[tuple[str, int], Signer] = {}
 
     @property
     def at_edge(self) -> bool:
@@ -175,27 +190,57 @@ class StreamUrls:
 
     def _push(self, room_id: RoomId, exp: int, host: str) -> JSONDict:
         ls = self.live_stream
+        origins = self._origins(host)
         uri = f"/{ls.app_name}/{room_id}"
-        signed = Signer(ls.push_auth_key, exp)
+        signed = self._signer(ls.push_auth_key, exp)
         return {
-            "rtmp_url": signed.at(f"rtmp://{self._rtmp_authority(ls.push_url, host)}", uri),
-            "rts_url": signed.at(f"artc://{ls.push_url}", uri),
+            "rtmp_url": signed.at(origins.push_rtmp, uri),
+            "rts_url": signed.at(origins.push_rts, uri),
             "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp, signer=signed),
         }
 
     def _pull(self, app: str, stream: str, exp: int, host: str = "") -> JSONDict:
-        ls = self.live_stream
+        origins = self._origins(host)
         path = f"/{app}/{stream}"
-        rtmp = self._rtmp_authority(ls.pull_url, host)
-        http = self._http_authority(ls.pull_url, host)
-        scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
-        signed = Signer(ls.pull_auth_key, exp)
+        signed = self._signer(self.live_stream.pull_auth_key, exp)
         return {
-            "rtmp_url": signed.at(f"rtmp://{rtmp}", path),
-            "rts_url": signed.at(f"artc://{ls.pull_url}", path),
-            "flv_url": signed.at(f"{scheme}://{http}", f"{path}.flv"),
-            "hls_url": signed.at(f"{scheme}://{http}", f"{path}.m3u8"),
+            "rtmp_url": signed.at(origins.pull_rtmp, path),
+            "rts_url": signed.at(origins.pull_rts, path),
+            "flv_url": signed.at(origins.pull_http, f"{path}.flv"),
+            "hls_url": signed.at(origins.pull_http, f"{path}.m3u8"),
         }
+
+    def _signer(self, key: str, exp: int) -> Signer:
+        """A Signer for `key` and `exp`, shared by the answers of a second (it keeps no URLs)."""
+        signer = self._signers.get((key, exp))
+        if signer is None:
+            if len(self._signers) >= 8:
+                self._signers.clear()  # two keys, a few expiries a second
+            signer = self._signers[key, exp] = Signer(key, exp)
+        return signer
+
+    def _origins(self, host: str) -> _Origins:
+        """The ``scheme://authority`` of each URL form, for callers that reached us at `host`
+        (kept per host while the settings and the edge stay the same: every URL of every answer asks)."""
+        ls, edge = self.live_stream, self.edge
+        stamp, made = self._origins_made
+        if stamp[0] is not ls or stamp[1] is not edge:
+            made = {}
+            self._origins_made = ((ls, edge), made)  # one assignment, as in `_made_in`
+        found = made.get(host)
+        if found is None:
+            if len(made) >= _HOSTS_KEPT:
+                made.clear()  # the host comes from the client's Host header: bounded
+            http = self._http_authority(ls.pull_url, host)
+            scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
+            found = made[host] = _Origins(
+                push_rtmp=f"rtmp://{self._rtmp_authority(ls.push_url, host)}",
+                push_rts=f"artc://{ls.push_url}",
+                pull_rtmp=f"rtmp://{self._rtmp_authority(ls.pull_url, host)}",
+                pull_rts=f"artc://{ls.pull_url}",
+                pull_http=f"{scheme}://{http}",
+            )
+        return found
 
     def _rtmp_authority(self, domain: str, host: str) -> str:
         if not self.at_edge:
