@@ -132,7 +132,7 @@ def _builtin_md5() -> Callable[[bytes], Any]:
     CPython's module answers the same digest in about half the time, and a new room needs four.
     """
     try:
-        import _md5  # not in every build (e.g. --without-builtin-hashlib-hashes)
+        import _md5  # type: ignore[import-not-found]  # (no stubs) not in every build: --without-builtin-hashlib-hashes
 
         return cast(Callable[[bytes], Any], _md5.md5)
     except ImportError:
