@@ -116,8 +116,8 @@ def _check_content_type(headers: Mapping[str, str], body: bytes) -> None:
     if not body:
         return
     content_type = headers.get("content-type")
-    if content_type is None:
-        return  # no Content-Type at all: read as JSON, as the clients expect
+    if content_type is None or content_type == "application/json":
+        return  # none at all is read as JSON too, as the clients expect
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {media or 'empty'!r}")
