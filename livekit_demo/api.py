@@ -255,7 +255,11 @@ async def _answer(
         fields = _validated(schema, body, remember=op.authenticated) if schema is not None else {}
         if not op.authenticated and isinstance(fields.get("username"), str):
             user = fields["username"]  # /login: who is trying, shown even when it fails
-        result = await _run(op, server, actor, fields, context(token), inline=inline)
+        call = context(token)
+        if _runs_on_loop(op, server, inline):  # the common call: no coroutine to make for it
+            result = op.handler(server, actor, fields, call)
+        else:
+            result = await _run(op, server, actor, fields, call)
         answer: Answer = (200, dumps(result), [])
     except AppServerError as exc:
         answer = _error_answer(exc)
@@ -322,12 +326,16 @@ _DB_THREADS = 15  # SQLAlchemy's default pool: 5 connections plus 10 overflow
 run_in_thread = anyio.to_thread.run_sync  # one name for every hand-off to a thread (tests replace it)
 
 
+def _runs_on_loop(op: Operation, server: AppServer, inline: bool) -> bool:
+    """Whether `op` runs on the caller's stack: everything `inline` (no threads, as in Pyodide), and
+    whatever neither hashes a password nor waits for a store that blocks."""
+    return inline or (not op.blocking and (not server.store.blocking or op.name in STORE_FREE))
+
+
 async def _run(op: Operation, server: AppServer, actor: Any, fields: Any, call: CallContext, *, inline: bool = False) -> Any:
     """Run a handler: inline on the loop, or in the thread pool its kind of blocking work gets."""
-    if inline:  # no threads here (Pyodide): everything on the caller's stack
+    if _runs_on_loop(op, server, inline):
         return op.handler(server, actor, fields, call)
-    if not op.blocking and (not server.store.blocking or op.name in STORE_FREE):
-        return op.handler(server, actor, fields, call)  # first: the common call needs no limiter looked up
     db_limiter, hash_limiter = _limiters(server)
     if op.blocking:
         # Password hashing would stall every other request: off the loop, in its own bounded pool.

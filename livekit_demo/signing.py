@@ -76,7 +76,6 @@ class Signer:
     def __init__(self, key: str, exp: int) -> None:
         self.key = key
         self.exp = exp
-        self._auth_keys: dict[str, str] = {}
         # `type_a_auth_key(path, key, exp)` is "{exp}-0-0-" + md5("{path}-{exp}-0-0-{key}"):
         # everything but the path is joined once.
         self._query_head = f"?auth_key={exp}-0-0-"
@@ -90,7 +89,7 @@ class Signer:
         base, _, query = url.partition("?")
         if query and any(name == "auth_key" for name, _ in parse_qsl(query, keep_blank_values=True)):
             raise ValueError(f"already signed: {url}")
-        auth_key = self._auth_key(_path_of(base))
+        auth_key = type_a_auth_key(_path_of(base), self.key, self.exp)
         return f"{base}?{query}&auth_key={auth_key}" if query else f"{base}?auth_key={auth_key}"
 
     def at(self, origin: str, path: str) -> str:
@@ -101,7 +100,7 @@ class Signer:
             return origin + path
         last_path, query = self._last
         if path != last_path:
-            if path[:1] != "/" or not (path.isascii() and path.isprintable()) or "?" in path or "#" in path:
+            if path[:1] != "/" or not _plain(path):
                 return self(origin + path)
             query = self._query_head + _md5((path + self._hashed_tail).encode()).hexdigest()
             self._last = (path, query)  # one assignment: another thread sees the old pair or the new
@@ -112,12 +111,6 @@ class Signer:
                 _PLAIN_ORIGINS.clear()  # origins with an edge's host come from Host headers: bounded
             _PLAIN_ORIGINS.add(origin)
         return origin + path + query
-
-    def _auth_key(self, path: str) -> str:
-        auth_key = self._auth_keys.get(path)
-        if auth_key is None:
-            auth_key = self._auth_keys[path] = type_a_auth_key(path, self.key, self.exp)
-        return auth_key
 
 
 def _plain(text: str) -> bool:
