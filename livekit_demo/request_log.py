@@ -9,7 +9,8 @@ writes the line itself, exactly as the handler's formatter would: `logging`'s pe
 (a LogRecord, the caller's frame, a formatter, the time zone looked up for the time stamp) costs
 about 25 us, as much as answering a cheap call; and on an event loop the lines of one pass of the
 loop leave in one write (a write per line cost a busy server as much again). Any other handler,
-filter or formatter on the way sends the line through `logging` as usual.
+filter or formatter on the way sends the line through `logging` as usual. On a loop, the loggers
+are looked at once per pass: a handler or filter added takes part from the next pass on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
     def writes_directly(self) -> bool:
         """Whether `write_call` writes what `emit` would: nobody replaced the format or added a filter."""
         return self.formatter is self._own_formatter and not self.filters and self.level <= logging.INFO
+
+    def waits_on_running_loop(self) -> bool:
+        """Whether lines wait for the end of the running loop's current pass (see `write_call`)."""
+        try:
+            return self._flush_on is asyncio.get_running_loop()
+        except RuntimeError:
+            return False
 
     def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
         """The line `emit` would write for this call's record, written without making the record.
@@ -115,13 +123,20 @@ def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
 
 def log_call(method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
     """Log one answered call (the path only: a ``?token=`` query string never reaches the log)."""
+    global _direct
     if not LOGGER.isEnabledFor(logging.INFO):
         return
-    handler = _only_handler()
+    handler = _direct
+    if handler is None or not handler.waits_on_running_loop():
+        # The walk, once per pass of a busy loop: the calls a pass finishes find what its first found.
+        handler = _direct = _only_handler()
     if handler is not None:
         handler.write_call(method, path, status, elapsed_ms, user)
     else:
         LOGGER.info(_MESSAGE, method, path, status, elapsed_ms, user)
+
+
+_direct: RequestLogHandler | None = None  # what `_only_handler` last found (see `log_call`)
 
 
 def _only_handler() -> RequestLogHandler | None:

@@ -195,3 +195,28 @@ def test_waiting_lines_are_written_before_a_record_and_at_shutdown(stream: io.St
     assert stream.getvalue().endswith("user=bob\n")
     log_call("POST", "/login", 200, 1.0, "cy")  # a closed loop's flush does not hold back later lines
     assert stream.getvalue().endswith("user=cy\n")
+
+
+def test_on_a_loop_the_handlers_are_looked_up_once_a_pass(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    walks: list[RequestLogHandler | None] = []
+    real = request_log._only_handler
+    monkeypatch.setattr(request_log, "_only_handler", lambda: walks.append(real()) or walks[-1])
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    async def two_passes() -> None:
+        for user in ("ann", "bob", "cy"):  # one pass: one walk
+            log_call("POST", "/api/v1/live/get", 200, 1.0, user)
+        assert len(walks) == 1 and walks[0] is not None
+        await asyncio.sleep(0)  # the next pass: the lines were written, the next call walks again
+        request_log.LOGGER.addHandler(Keep())  # and so finds a handler added in between
+        log_call("POST", "/api/v1/live/get", 200, 1.0, "dee")
+
+    asyncio.run(two_passes())
+    assert walks[1:] == [None] and seen == ["POST /api/v1/live/get 200 1.0 ms user=dee"]
+    assert [line.rsplit("=", 1)[1] for line in stream.getvalue().splitlines()] == ["ann", "bob", "cy", "dee"]
