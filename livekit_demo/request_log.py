@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -39,18 +40,23 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
         self._second = -1
         self._prefix = ""
         self._pending: list[str] = []  # lines written by `write_call`, not yet on the stream
-        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is waiting on
+        # The loop a flush is waiting on, and the thread it was running in (see `waits_on_running_loop`).
+        self._flush_on: tuple[asyncio.AbstractEventLoop, int] | None = None
 
     def writes_directly(self) -> bool:
         """Whether `write_call` writes what `emit` would: nobody replaced the format or added a filter."""
         return self.formatter is self._own_formatter and not self.filters and self.level <= logging.INFO
 
     def waits_on_running_loop(self) -> bool:
-        """Whether lines wait for the end of the running loop's current pass (see `write_call`)."""
-        try:
-            return self._flush_on is asyncio.get_running_loop()
-        except RuntimeError:
-            return False
+        """Whether lines wait for the end of the running loop's current pass (see `write_call`).
+
+        Told without asking asyncio which loop runs: on Python 3.11 `get_running_loop` makes a
+        system call (getpid, a check against fork), twice a request here. A loop runs in one thread
+        at a time and a thread runs one loop at a time, so the loop a flush waits on, running, in
+        the thread it was scheduled from, is the running loop of that thread.
+        """
+        flush = self._flush_on
+        return flush is not None and flush[1] == threading.get_ident() and flush[0].is_running()
 
     def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
         """The line `emit` would write for this call's record, written without making the record.
@@ -65,15 +71,15 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
             self._prefix = f"{time.strftime(_DATE_FORMAT, time.localtime(now))} INFO {LOGGER.name}: "
             self._second = second
         line = f"{self._prefix}{method} {path} {status:d} {elapsed_ms:.1f} ms user={user}{self.terminator}"
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
         with self.lock:  # type: ignore[union-attr]
             self._pending.append(line)
-            if loop is not None and loop is self._flush_on:
+            if self.waits_on_running_loop():
                 return  # that pass's flush takes this line too
-            self._flush_on = loop
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            self._flush_on = (loop, threading.get_ident()) if loop is not None else None
         if loop is None:
             self._write_pending()
         else:

@@ -220,3 +220,62 @@ def test_on_a_loop_the_handlers_are_looked_up_once_a_pass(stream: io.StringIO, m
     asyncio.run(two_passes())
     assert walks[1:] == [None] and seen == ["POST /api/v1/live/get 200 1.0 ms user=dee"]
     assert [line.rsplit("=", 1)[1] for line in stream.getvalue().splitlines()] == ["ann", "bob", "cy", "dee"]
+
+
+def test_on_a_loop_the_running_loop_is_asked_for_once_a_pass(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On Python 3.11 every `asyncio.get_running_loop()` is a getpid system call: the calls a pass
+    # finishes after its first tell the waiting flush by its loop and thread instead.
+    import asyncio
+
+    asked: list[asyncio.AbstractEventLoop] = []
+
+    def counting() -> asyncio.AbstractEventLoop:
+        asked.append(asyncio.events.get_running_loop())
+        return asked[-1]
+
+    async def two_passes() -> None:
+        for user in ("ann", "bob", "cy"):
+            log_call("POST", "/api/v1/live/get", 200, 1.0, user)
+        assert len(asked) == 1 and stream.getvalue() == ""
+        await asyncio.sleep(0)
+        assert stream.getvalue().count("\n") == 3
+        log_call("POST", "/api/v1/live/get", 200, 1.0, "dee")  # a new pass: asked again
+        assert len(asked) == 2
+
+    monkeypatch.setattr(request_log.asyncio, "get_running_loop", counting)
+    try:
+        asyncio.run(two_passes())
+    finally:
+        monkeypatch.undo()
+    assert stream.getvalue().endswith("user=dee\n")
+
+
+def test_a_line_waits_only_for_a_running_loop_in_its_own_thread(stream: io.StringIO) -> None:
+    import asyncio
+    import threading
+
+    # A loop stopped in the pass that wrote a line never runs that line's flush: a line from the
+    # next loop on the same thread gets a flush of its own, and is written with the first.
+    loop = asyncio.new_event_loop()
+    loop.call_soon(log_call, "POST", "/login", 200, 1.0, "ann")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+    async def one_pass() -> str:
+        log_call("POST", "/login", 200, 1.0, "bob")
+        await asyncio.sleep(0)
+        return stream.getvalue()
+
+    assert [line.rsplit("=", 1)[1] for line in asyncio.run(one_pass()).splitlines()] == ["ann", "bob"]
+    loop.close()
+
+    # While a loop's pass holds lines back, another thread's line (no loop there) is written at once, with them.
+    async def a_line_then_another_thread() -> str:
+        log_call("POST", "/login", 200, 1.0, "cy")
+        worker = threading.Thread(target=log_call, args=("POST", "/login", 200, 1.0, "dee"))
+        worker.start()
+        worker.join()
+        return stream.getvalue()
+
+    during = asyncio.run(a_line_then_another_thread())
+    assert [line.rsplit("=", 1)[1] for line in during.splitlines()][2:] == ["cy", "dee"]
