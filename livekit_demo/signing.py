@@ -31,6 +31,9 @@ __all__ = [
     "sign_url",
     "Signer",
     "srt_url",
+    "srt_form",
+    "plain_path",
+    "plain_origin",
     "rtc_token",
     "rtc_url",
     "im_app_token",
@@ -69,7 +72,7 @@ class Signer:
     """`sign_url` with one key and expiry for the several URLs of one answer, or of one second.
 
     A room's URLs share paths (RTMP, RTS and SRT publish to one; RTMP and RTS play one), and a
-    path's auth_key depends on nothing else: `at` hashes a path once for the URLs that ask for it
+    path's auth_key depends on nothing else: `query` hashes a path once for the URLs that ask for it
     one after the other, and keeps nothing else, so one Signer can serve a second's answers.
     """
 
@@ -80,7 +83,7 @@ class Signer:
         # everything but the path is joined once.
         self._query_head = f"?auth_key={exp}-0-0-"
         self._hashed_tail = f"-{exp}-0-0-{key}"
-        self._last = ("?", "")  # the last plain path `at` signed (none yet: no plain path has a "?"), its "?auth_key=..."
+        self._last = ("?", "")  # the last path `query` signed (none yet: no plain path has a "?"), its query
 
     def __call__(self, url: str) -> str:
         """`sign_url(url, key, exp)`."""
@@ -92,29 +95,40 @@ class Signer:
         auth_key = type_a_auth_key(_path_of(base), self.key, self.exp)
         return f"{base}?{query}&auth_key={auth_key}" if query else f"{base}?auth_key={auth_key}"
 
-    def at(self, origin: str, path: str) -> str:
-        """`self(origin + path)` for a URL built from its parts: `origin` is ``scheme://authority``
-        (or empty), `path` the URI. A room's URLs are built this way, so nothing needs parsing; parts
-        that are not plain printable ASCII without ``?`` and ``#`` go the long way."""
+    def query(self, path: str) -> str:
+        """What signing appends to a URL whose path is `path`, one that `plain_path` accepts:
+        ``?auth_key=...``, or "" without a key. Then ``origin + path + query(path)`` is
+        `self(origin + path)` for any origin `plain_origin` accepts, without parsing anything."""
         if not self.key:
-            return origin + path
+            return ""
         last_path, query = self._last
         if path != last_path:
-            if path[:1] != "/" or not _plain(path):
-                return self(origin + path)
             query = self._query_head + _md5((path + self._hashed_tail).encode()).hexdigest()
             self._last = (path, query)  # one assignment: another thread sees the old pair or the new
-        if origin not in _PLAIN_ORIGINS:
-            if not _plain(origin) or origin[:1] == " ":
-                return self(origin + path)
-            if len(_PLAIN_ORIGINS) >= _PLAIN_ORIGINS_KEPT:
-                _PLAIN_ORIGINS.clear()  # origins with an edge's host come from Host headers: bounded
-            _PLAIN_ORIGINS.add(origin)
-        return origin + path + query
+        return query
+
+    def at(self, origin: str, path: str) -> str:
+        """`self(origin + path)` for a URL given as its parts: `origin` is ``scheme://authority``
+        (or empty), `path` the URI; plain parts are signed by `query`, others the long way."""
+        if plain_origin(origin) and plain_path(path):
+            return origin + path + self.query(path)
+        return self(origin + path)
+
+
+def plain_path(path: str) -> bool:
+    """Whether `Signer.query` signs URLs with this path: it starts with "/", and is printable ASCII
+    without "?" or "#" (which would end the path, so that a parser would read another)."""
+    return path[:1] == "/" and _plain(path)
+
+
+def plain_origin(origin: str) -> bool:
+    """Whether `Signer.query` signs URLs with this ``scheme://authority`` (or empty) in front, as
+    `plain_path` for a path (and no leading space, which a URL parser strips)."""
+    return _plain(origin) and origin[:1] != " "
 
 
 def _plain(text: str) -> bool:
-    """Printable ASCII without ``?`` or ``#``: a URL part that `Signer.at` signs as it is."""
+    """Printable ASCII without ``?`` or ``#``."""
     return text.isascii() and text.isprintable() and "?" not in text and "#" not in text
 
 
@@ -133,8 +147,6 @@ def _builtin_md5() -> Callable[[bytes], Any]:
 
 
 _md5 = _builtin_md5()
-_PLAIN_ORIGINS: set[str] = set()  # origins `Signer.at` found plain (a server has a handful)
-_PLAIN_ORIGINS_KEPT = 256
 
 
 def _path_of(url: str) -> str:
@@ -154,7 +166,11 @@ def _path_of(url: str) -> str:
 def srt_url(host: str, uri: str, key: str, exp: int, *, mode: str = "publish", signer: Signer | None = None) -> str:
     """The SRT form: the resource, its auth_key and the mode live inside ``streamid``
     (`signer`, when given, signs with its own key and expiry)."""
-    resource = (signer or Signer(key, exp)).at("", uri)
+    return srt_form(host, (signer or Signer(key, exp)).at("", uri), mode=mode)
+
+
+def srt_form(host: str, resource: str, *, mode: str = "publish") -> str:
+    """The SRT URL of an already signed `resource` (the path and its ``?auth_key=...``)."""
     return f"srt://{host}:{SRT_PORT}?streamid=#!::h={host},r={resource},m={mode}"
 
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from .clock import Clock
 from .models import Mode, RoomRecord
 from .settings import LiveMicSettings, LiveStreamSettings, Settings
-from .signing import RTC_HOST, Signer, UrlExplanation, explain_url, rtc_url, sign_url, srt_url
+from .signing import RTC_HOST, Signer, UrlExplanation, explain_url, plain_origin, plain_path, rtc_url, sign_url, srt_form
 from .types import JSONDict, RoomId, UserId
 
 __all__ = ["StreamUrls", "EdgeAddress", "LINK_TTL", "LINK_CDN_APP", "LINK_STREAM_KINDS", "link_stream_name"]
@@ -59,6 +59,7 @@ class _Origins(NamedTuple):
     pull_rtmp: str
     pull_rts: str
     pull_http: str  # FLV and HLS
+    plain: bool  # all of them pass `signing.plain_origin`: a URL is origin + path + `Signer.query(path)`
 
 
 _HOSTS_KEPT = 256
@@ -191,23 +192,38 @@ class StreamUrls:
     def _push(self, room_id: RoomId, exp: int, host: str) -> JSONDict:
         ls = self.live_stream
         origins = self._origins(host)
-        uri = f"/{ls.app_name}/{room_id}"
-        signed = self._signer(ls.push_auth_key, exp)
+        path = f"/{ls.app_name}/{room_id}"
+        signer = self._signer(ls.push_auth_key, exp)
+        if origins.plain and plain_path(path):  # every room this server makes: nothing to parse
+            resource = path + signer.query(path)  # RTMP, RTS and SRT publish to one path
+            return {
+                "rtmp_url": origins.push_rtmp + resource,
+                "rts_url": origins.push_rts + resource,
+                "srt_url": srt_form(ls.push_url, resource),
+            }
         return {
-            "rtmp_url": signed.at(origins.push_rtmp, uri),
-            "rts_url": signed.at(origins.push_rts, uri),
-            "srt_url": srt_url(ls.push_url, uri, ls.push_auth_key, exp, signer=signed),
+            "rtmp_url": signer(origins.push_rtmp + path),
+            "rts_url": signer(origins.push_rts + path),
+            "srt_url": srt_form(ls.push_url, signer(path)),
         }
 
     def _pull(self, app: str, stream: str, exp: int, host: str = "") -> JSONDict:
         origins = self._origins(host)
-        path = f"/{app}/{stream}"
-        signed = self._signer(self.live_stream.pull_auth_key, exp)
+        path, flv, hls = f"/{app}/{stream}", f"/{app}/{stream}.flv", f"/{app}/{stream}.m3u8"
+        signer = self._signer(self.live_stream.pull_auth_key, exp)
+        if origins.plain and plain_path(path):  # as in `_push`
+            resource = path + signer.query(path)
+            return {
+                "rtmp_url": origins.pull_rtmp + resource,
+                "rts_url": origins.pull_rts + resource,
+                "flv_url": origins.pull_http + flv + signer.query(flv),
+                "hls_url": origins.pull_http + hls + signer.query(hls),
+            }
         return {
-            "rtmp_url": signed.at(origins.pull_rtmp, path),
-            "rts_url": signed.at(origins.pull_rts, path),
-            "flv_url": signed.at(origins.pull_http, f"{path}.flv"),
-            "hls_url": signed.at(origins.pull_http, f"{path}.m3u8"),
+            "rtmp_url": signer(origins.pull_rtmp + path),
+            "rts_url": signer(origins.pull_rts + path),
+            "flv_url": signer(origins.pull_http + flv),
+            "hls_url": signer(origins.pull_http + hls),
         }
 
     def _signer(self, key: str, exp: int) -> Signer:
@@ -233,13 +249,14 @@ class StreamUrls:
                 made.clear()  # the host comes from the client's Host header: bounded
             http = self._http_authority(ls.pull_url, host)
             scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
-            found = made[host] = _Origins(
-                push_rtmp=f"rtmp://{self._rtmp_authority(ls.push_url, host)}",
-                push_rts=f"artc://{ls.push_url}",
-                pull_rtmp=f"rtmp://{self._rtmp_authority(ls.pull_url, host)}",
-                pull_rts=f"artc://{ls.pull_url}",
-                pull_http=f"{scheme}://{http}",
+            forms = (
+                f"rtmp://{self._rtmp_authority(ls.push_url, host)}",
+                f"artc://{ls.push_url}",
+                f"rtmp://{self._rtmp_authority(ls.pull_url, host)}",
+                f"artc://{ls.pull_url}",
+                f"{scheme}://{http}",
             )
+            found = made[host] = _Origins(*forms, plain=all(plain_origin(origin) for origin in forms))
         return found
 
     def _rtmp_authority(self, domain: str, host: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from livekit_demo.clock import FixedClock
 from livekit_demo.models import Mode, RoomRecord
 from livekit_demo.settings import LiveMicSettings, LiveStreamSettings, Settings
-from livekit_demo.signing import explain_url
+from livekit_demo.signing import explain_url, sign_url, srt_url
 from livekit_demo.streams import LINK_TTL, EdgeAddress, StreamUrls, link_stream_name
 
 EXP = 1700000000
@@ -199,6 +199,27 @@ def test_explain_picks_the_key_for_the_host(clock: FixedClock) -> None:
     assert (elsewhere.verdict, elsewhere.signature_valid) == ("unchecked", None)
     clock.advance(WEEK + 3600)
     assert urls.explain(push["rtmp_url"]).reason == "expired 1h ago (the hash matches)"
+
+
+@pytest.mark.parametrize("room", ["room1", "直播", "a b", "r?1", "r#1", "r\t"])
+@pytest.mark.parametrize(
+    ("host", "edge"), [("", False), ("10.0.0.5", True), ("fe80::1", True), ("bad host", True), ("主机", True), ("h?x", True), ("h#x", True)]
+)
+@pytest.mark.parametrize("keys", [("mykey", "pullkey"), ("", "")])
+def test_a_rooms_urls_are_its_unsigned_urls_each_signed_whole(
+    clock: FixedClock, room: str, host: str, edge: bool, keys: tuple[str, str]
+) -> None:
+    # Plain parts (every room this server makes) are signed from the path alone, anything else the
+    # long way: both must give what sign_url gives for each whole URL.
+    urls, unsigned = make(clock, push_auth_key=keys[0], pull_auth_key=keys[1]), make(clock, push_auth_key="", pull_auth_key="")
+    if edge:
+        urls.edge = unsigned.edge = EdgeAddress(rtmp_port=19350, http_port=8080)
+    push, pull = urls.push_info(room, host), urls.pull_info(room, host)
+    bare_push, bare_pull = unsigned.push_info(room, host), unsigned.pull_info(room, host)
+    assert pull == {name: sign_url(url, keys[1], EXP) for name, url in bare_pull.items()}
+    assert push["rtmp_url"] == sign_url(bare_push["rtmp_url"], keys[0], EXP)
+    assert push["rts_url"] == sign_url(bare_push["rts_url"], keys[0], EXP)
+    assert push["srt_url"] == srt_url("push.example.com", f"/live/{room}", keys[0], EXP)
 
 
 # -- the local edge (SPEC 13) ----------------------------------------------------------------------
