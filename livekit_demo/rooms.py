@@ -332,8 +332,17 @@ class _Metrics:
         return (likes, self.online(room_id), self._pv.get(room_id, 0), uv)
 
     def counts(self, room_ids: builtins.list[RoomId], likes: builtins.list[int]) -> builtins.list[Counts]:
-        """The `metrics` of several rooms (a list page), each as `count` reads it."""
-        return [self.count(room_id, room_likes) for room_id, room_likes in zip(room_ids, likes, strict=True)]
+        """The `metrics` of several rooms (a list page), each read as `count` reads it, in one loop
+        (a call per room and counter cost a page of ten more than the counting)."""
+        visitors, pv, sources = self._visitors, self._pv, self._online_sources
+        found = []
+        for room_id, room_likes in zip(room_ids, likes, strict=True):
+            uv = len(visitors.get(room_id, ()))  # visitors before pv, as in `count`
+            online = 0
+            for source in sources:
+                online += source(room_id)
+            found.append((room_likes, online, pv.get(room_id, 0), uv))
+        return found
 
     def forget(self, room_id: RoomId) -> None:
         with self._lock:
@@ -456,7 +465,10 @@ class RoomService:
     def _rooms_json(self, shown: builtins.list[_Shown], viewer: UserId) -> builtins.list[bytes]:
         """Each room's RoomInfo JSON with this moment's counters and mute flags."""
         ids = [room.room_id for room in shown]
-        stats = self.store.stats(ids)
+        stats = self.store.stats(ids)  # only rooms with likes or a mute flag: often none at all
+        if not stats:
+            counts = self.metrics.counts(ids, [0] * len(ids))
+            return [_room_json(room.head, room_counts, False, room.ended) for room, room_counts in zip(shown, counts, strict=True)]
         counts = self.metrics.counts(ids, [stats.get(room_id, _NO_STATS).likes for room_id in ids])
         answers = []
         for room, room_counts in zip(shown, counts, strict=True):
