@@ -249,7 +249,7 @@ class StreamUrls:
                 made.clear()  # the host comes from the client's Host header: bounded
             http = self._http_authority(ls.pull_url, host)
             scheme = "http" if self.at_edge else ls.scheme  # the local edge serves plain HTTP
-            forms = (
+            forms = (  # in `_Origins`' order: push RTMP and RTS, pull RTMP, RTS and HTTP
                 f"rtmp://{self._rtmp_authority(ls.push_url, host)}",
                 f"artc://{ls.push_url}",
                 f"rtmp://{self._rtmp_authority(ls.pull_url, host)}",
