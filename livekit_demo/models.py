@@ -85,8 +85,8 @@ class RoomRecord:
     title: str = ""
     anchor: str = ""
     extends: str = ""
-    status: int = RoomStatus.PREPARED
-    mode: int = Mode.NORMAL
+    status: int = RoomStatus.PREPARED.value  # plain ints, not the enums: see storage/_index.py
+    mode: int = Mode.NORMAL.value
     chat_id: str = ""
     pk_id: str = ""
     notice: str = ""

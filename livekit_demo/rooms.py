@@ -500,8 +500,8 @@ class RoomService:
             notice=fields.get("notice", ""),
             cover_url=fields.get("cover_url", ""),
             extends=fields.get("extends", ""),
-            status=RoomStatus.PREPARED,
-            mode=mode,
+            status=RoomStatus.PREPARED.value,  # plain ints in records, never the enums (see storage/_index.py)
+            mode=int(mode),
             chat_id=room_id,
             meeting_id=str(uuid.uuid4()) if mode == Mode.LINK else "",
         )
@@ -601,7 +601,7 @@ class RoomService:
             if not cell.changes(current):
                 return record  # "stays": nothing written, updated_at untouched
             now = to_second(self.clock.now())
-            new = record.copy(status=cell.to, updated_at=now)
+            new = record.copy(status=int(cell.to), updated_at=now)
             if cell.set_started:
                 new.started_at = now
             if cell.set_stopped:
@@ -644,10 +644,10 @@ class RoomService:
             def change(current: RoomRecord) -> RoomRecord:
                 status = RoomStatus(current.status)
                 cell = table[status]
-                if not cell.changes(status):
+                if cell.to is None or not cell.changes(status):
                     return current
                 now = to_second(self.clock.now())
-                new = current.copy(status=cell.to, updated_at=now)
+                new = current.copy(status=int(cell.to), updated_at=now)
                 if cell.set_started:
                     new.started_at = now
                 return new

@@ -116,7 +116,11 @@ class TinyDBStore(IndexedStore):
         self.path = Path(path).expanduser().resolve()
         super().__init__(secret_file=secret_file or self.path.with_name(self.path.name + ".secret"))
         self._compact_after = compact_after
-        self._docs: dict[RoomId, tuple[int, JSONDict]] = {}  # the snapshot's documents, kept ready
+        # The snapshot's documents, kept ready, and their TinyDB document ids. Two tables, not a
+        # (doc id, document) pair per room: a tuple holding a dict is one more object per room for
+        # the garbage collector to walk, and the index keeps rooms free of those (see `_index`).
+        self._docs: dict[RoomId, JSONDict] = {}
+        self._doc_ids: dict[RoomId, int] = {}
         self._other_tables: dict[str, Any] = {}
         self._next_doc = 1
         with _OPEN_LOCK:
@@ -189,6 +193,7 @@ class TinyDBStore(IndexedStore):
                 self._remember(RoomRecord.from_row(entry["row"]), int(entry["doc"]))
             elif entry["op"] == "del":
                 self._docs.pop(entry["id"], None)
+                self._doc_ids.pop(entry["id"], None)
                 self._index.pop(entry["id"])
                 self._stats.pop(entry["id"], None)
             elif entry["op"] == "stats":
@@ -201,24 +206,26 @@ class TinyDBStore(IndexedStore):
             raise StorageError(f"the journal {self._journal.path} has a bad entry at line {number}: {exc!r}") from exc
 
     def _remember(self, record: RoomRecord, doc_id: int) -> None:
-        self._docs[record.id] = (doc_id, record.to_row())
+        self._docs[record.id] = record.to_row()
+        self._doc_ids[record.id] = doc_id
         self._index.put(record)
         self._next_doc = max(self._next_doc, doc_id + 1)
 
     # -- durability hooks, called under the store's lock before the index changes --
 
     def _persist_put(self, record: RoomRecord) -> None:
-        known = self._docs.get(record.id)
-        doc_id = known[0] if known else self._next_doc
+        doc_id = self._doc_ids.get(record.id, self._next_doc)
         row = record.to_row()
         self._journal.append({"op": "put", "doc": doc_id, "row": row})
-        self._docs[record.id] = (doc_id, row)
+        self._docs[record.id] = row
+        self._doc_ids[record.id] = doc_id
         self._next_doc = max(self._next_doc, doc_id + 1)
         self._maybe_compact()
 
     def _persist_delete(self, room_id: RoomId) -> None:
         self._journal.append({"op": "del", "id": room_id})
         del self._docs[room_id]
+        del self._doc_ids[room_id]
         self._stats.pop(room_id, None)
         self._maybe_compact()
 
@@ -243,7 +250,7 @@ class TinyDBStore(IndexedStore):
             _log.warning("could not compact %s, the journal keeps growing: %s", self.path, exc)
 
     def _compact(self) -> None:
-        docs = {str(doc_id): row for doc_id, row in self._docs.values()}
+        docs = {str(self._doc_ids[room_id]): row for room_id, row in self._docs.items()}
         stats = {
             str(n): {"room_id": room_id, "like_count": s.likes, "mute": s.muted}
             for n, (room_id, s) in enumerate(self._stats.items(), start=1)
