@@ -354,7 +354,7 @@ def test_rooms_kept_in_memory_leave_the_garbage_collector_nothing_to_walk(engine
         gc.collect()
         assert len(gc.get_objects()) - before < 50  # not one or more per room
         assert store.get(f"{2:032x}") == room(2, status=2, mode=1, title="ended")
-        assert [r.status for r in store.list(status=RoomStatus.LIVE, limit=2)] == [1, 1]
+        assert [(r.status, type(r.status)) for r in store.list(status=RoomStatus.LIVE, limit=2)] == [(1, int), (1, int)]
         assert store.count(status=RoomStatus.ENDED) == 250 and store.count(anchor="", status=1) == 249
 
 
