@@ -57,7 +57,7 @@ from .exceptions import (
 from .jsonbytes import dumps
 from .openapi import build_openapi
 from .operations import ANONYMOUS, OPERATIONS, PUSH_CALLBACK, STORE_FREE, CallContext, Operation, callback_paths, served_operations
-from .request_log import log_call
+from .request_log import log_call, write_waiting
 from .schemas import REQUESTS
 from .types import JSONDict
 from .validation import Schema
@@ -628,6 +628,7 @@ def create_app(server: AppServer | None = None, *, inline: bool | None = None, e
             if edge is not None:
                 await edge.stop()
             server.close()
+            write_waiting()  # the last calls' lines, before this loop stops
 
     app = _App(
         direct=direct,

@@ -7,10 +7,16 @@ Lines are records of the logger ``livekit_demo.requests``, so whatever a host at
 When that handler is the only one a line would reach (the usual `serve` process), `log_call`
 writes the line itself, exactly as the handler's formatter would: `logging`'s per-record work
 (a LogRecord, the caller's frame, a formatter, the time zone looked up for the time stamp) costs
-about 25 us, as much as answering a cheap call; and on an event loop the lines of one pass of the
-loop leave in one write (a write per line cost a busy server as much again). Any other handler,
-filter or formatter on the way sends the line through `logging` as usual. On a loop, the loggers
-are looked at once per pass: a handler or filter added takes part from the next pass on.
+about 25 us, as much as answering a cheap call. Any other handler, filter or formatter on the way
+sends the line through `logging` as usual.
+
+On an event loop, lines leave together: the first line after a quiet spell at the end of the
+loop's pass, the lines after it at most every `WRITE_INTERVAL` seconds. A write to a terminal or
+a file costs more than answering a cheap call, and a busy server answers hundreds of calls in that
+time; a person watching the terminal sees no delay. The loggers are looked at again for the first
+line after each write: a handler or filter added takes part from then on. Lines still waiting when
+a loop stops are written by the next line, by a record through `logging`, by `write_waiting` (the
+app's lifespan calls it as it ends) and at exit.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from typing import TextIO
 
-__all__ = ["LOGGER", "RequestLogHandler", "configure", "log_call"]
+__all__ = ["LOGGER", "RequestLogHandler", "WRITE_INTERVAL", "configure", "log_call", "write_waiting"]
 
 LOGGER = logging.getLogger("livekit_demo.requests")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _DATE_FORMAT = "%H:%M:%S"
 _MESSAGE = "%s %s %d %.1f ms user=%s"
+WRITE_INTERVAL = 0.05
+"""Seconds between two writes of a loop's lines, while calls keep coming (see the module's docstring)."""
 
 
 class RequestLogHandler(logging.StreamHandler[TextIO]):
@@ -37,10 +46,13 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
         super().__init__(stream if stream is not None else sys.stderr)
         self._own_formatter = logging.Formatter(_FORMAT, _DATE_FORMAT)
         self.setFormatter(self._own_formatter)
-        self._second = -1
+        self._next_second = 0.0  # when the time stamp `_prefix` goes stale
         self._prefix = ""
-        self._pending: list[str] = []  # lines written by `write_call`, not yet on the stream
-        # The loop a flush is waiting on, and the thread it was running in (see `waits_on_running_loop`).
+        # Lines written by `add`, not yet on the stream. A deque: `add` appends without taking the
+        # lock, and a write in another thread takes only the lines that are there (see `_write_pending`).
+        self._pending: deque[str] = deque()
+        self._written_at = -WRITE_INTERVAL  # time.monotonic() of the last write
+        # The loop a write is waiting on, and the thread it was running in (see `waits_on_running_loop`).
         self._flush_on: tuple[asyncio.AbstractEventLoop, int] | None = None
 
     def writes_directly(self) -> bool:
@@ -48,42 +60,47 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
         return self.formatter is self._own_formatter and not self.filters and self.level <= logging.INFO
 
     def waits_on_running_loop(self) -> bool:
-        """Whether lines wait for the end of the running loop's current pass (see `write_call`).
+        """Whether a write is waiting on the running loop, so that a line `add`ed now leaves with it.
 
         Told without asking asyncio which loop runs: on Python 3.11 `get_running_loop` makes a
-        system call (getpid, a check against fork), twice a request here. A loop runs in one thread
-        at a time and a thread runs one loop at a time, so the loop a flush waits on, running, in
-        the thread it was scheduled from, is the running loop of that thread.
+        system call (getpid, a check against fork). A loop runs in one thread at a time and a
+        thread runs one loop at a time, so the loop a write waits on, running, in the thread it
+        was scheduled from, is the running loop of that thread.
         """
         flush = self._flush_on
         return flush is not None and flush[1] == threading.get_ident() and flush[0].is_running()
 
-    def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
-        """The line `emit` would write for this call's record, written without making the record.
-
-        On an event loop, lines wait for the end of the loop's current pass and leave in one write:
-        a write per call to a terminal or a file costs more than answering a cheap call, and a busy
-        server finishes many calls per pass. Elsewhere (no loop) each line is written at once.
-        """
+    def add(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
+        """Add the line `emit` would write for this call's record to the lines waiting to be written."""
         now = time.time()
-        second = int(now)
-        if second != self._second:  # the time stamp changes once a second: format it once a second
+        if not 0.0 < self._next_second - now <= 1.0:  # a new second (or the clock was set back)
             self._prefix = f"{time.strftime(_DATE_FORMAT, time.localtime(now))} INFO {LOGGER.name}: "
-            self._second = second
-        line = f"{self._prefix}{method} {path} {status:d} {elapsed_ms:.1f} ms user={user}{self.terminator}"
-        with self.lock:  # type: ignore[union-attr]
-            self._pending.append(line)
-            if self.waits_on_running_loop():
-                return  # that pass's flush takes this line too
-            try:
-                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            self._flush_on = (loop, threading.get_ident()) if loop is not None else None
-        if loop is None:
+            self._next_second = float(int(now) + 1)
+        self._pending.append(f"{self._prefix}{method} {path} {status:d} {elapsed_ms:.1f} ms user={user}{self.terminator}")
+
+    def write_call(self, method: str, path: str, status: int, elapsed_ms: float, user: str) -> None:
+        """`add` this call's line, and see that it is written: at once where no loop runs, else
+        when the running loop's pass ends, or `WRITE_INTERVAL` after the last write if that is later."""
+        self.add(method, path, status, elapsed_ms, user)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._write_pending()
+            return
+        with self.lock:  # type: ignore[union-attr]
+            if self.waits_on_running_loop():
+                return  # that write takes this line too
+            self._flush_on = (loop, threading.get_ident())
+            wait = self._written_at + WRITE_INTERVAL - time.monotonic()
+        if wait > 0:
+            loop.call_later(wait, self._write_from_loop)
         else:
-            loop.call_soon(self._write_pending)
+            loop.call_soon(self._write_from_loop)
+
+    def _write_from_loop(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_on = None  # the next line schedules the next write
+            self._write_pending()
 
     def flush(self) -> None:
         """Write the lines still waiting (see `write_call`), then flush the stream as
@@ -93,11 +110,12 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
 
     def _write_pending(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            self._flush_on = None
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 return
-            text = "".join(self._pending)
-            self._pending.clear()
+            # Only the lines there now: one `add`ed meanwhile, in another thread, waits for its own write.
+            text = "".join([pending.popleft() for _ in range(len(pending))])
+            self._written_at = time.monotonic()
             try:
                 self.stream.write(text)
                 super().flush()
@@ -117,10 +135,12 @@ def configure(level: str, stream: TextIO | None = None) -> RequestLogHandler:
     ``debug`` adds more, ``error``/``critical`` hide them. A host watching the terminal sees each
     phone arrive. Idempotent: a second call replaces the handler the first one added.
     """
+    global _direct
     package = logging.getLogger("livekit_demo")
     for old in [h for h in package.handlers if isinstance(h, RequestLogHandler)]:
         old._write_pending()  # its waiting lines, before it goes
         package.removeHandler(old)
+    _direct = None  # lines go to the new handler from now on, not to the old one's waiting write
     handler = RequestLogHandler(stream)
     package.addHandler(handler)
     package.setLevel(min(logging.INFO, logging.getLevelName(level.upper())) if level in ("warning", "info", "debug") else level.upper())
@@ -133,13 +153,22 @@ def log_call(method: str, path: str, status: int, elapsed_ms: float, user: str) 
     if not LOGGER.isEnabledFor(logging.INFO):
         return
     handler = _direct
-    if handler is None or not handler.waits_on_running_loop():
-        # The walk, once per pass of a busy loop: the calls a pass finishes find what its first found.
-        handler = _direct = _only_handler()
+    if handler is not None and handler.waits_on_running_loop():
+        handler.add(method, path, status, elapsed_ms, user)  # the common call on a busy loop
+        return
+    # The walk, once per write on a busy loop: the calls until that write find what its first found.
+    handler = _direct = _only_handler()
     if handler is not None:
         handler.write_call(method, path, status, elapsed_ms, user)
     else:
         LOGGER.info(_MESSAGE, method, path, status, elapsed_ms, user)
+
+
+def write_waiting() -> None:
+    """Write the lines waiting for their loop's next write now (for a loop about to stop)."""
+    handler = _direct
+    if handler is not None:
+        handler._write_pending()
 
 
 _direct: RequestLogHandler | None = None  # what `_only_handler` last found (see `log_call`)

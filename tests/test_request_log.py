@@ -59,9 +59,13 @@ def test_the_time_stamp_follows_the_clock_across_seconds(stream: io.StringIO, mo
     log_call("POST", "/login", 200, 1.0, "ann")
     now[0] += 1.0
     log_call("POST", "/login", 200, 1.0, "ann")
-    first, second = (line.split(" ", 1)[0] for line in stream.getvalue().splitlines())
-    assert first != second
-    assert second == logging.Formatter("%(asctime)s", "%H:%M:%S").format(logging.makeLogRecord({"created": now[0]}))
+    now[0] -= 3600.5  # the clock set back an hour
+    log_call("POST", "/login", 200, 1.0, "ann")
+    first, second, third = (line.split(" ", 1)[0] for line in stream.getvalue().splitlines())
+    assert first != second and third not in (first, second)
+    stamp = logging.Formatter("%(asctime)s", "%H:%M:%S")
+    assert second == stamp.format(logging.makeLogRecord({"created": now[0] + 3600.5}))
+    assert third == stamp.format(logging.makeLogRecord({"created": now[0]}))
 
 
 def test_another_handler_filter_or_format_gets_the_record_through_logging(stream: io.StringIO) -> None:
@@ -117,6 +121,31 @@ def test_configure_installs_one_handler_and_the_level() -> None:
         assert package.level == logging.INFO  # the request lines show at the default level
     finally:
         package.handlers[:], level = saved
+        package.setLevel(level)
+
+
+def test_configured_again_on_a_loop_the_next_line_goes_to_the_new_handler() -> None:
+    import asyncio
+
+    package = logging.getLogger("livekit_demo")
+    saved = package.handlers[:], package.level, package.propagate
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        package.propagate = False  # our handler alone on the way, as in `serve`
+        configure("info", first)
+
+        async def calls() -> None:
+            log_call("POST", "/login", 200, 1.0, "ann")  # waits for the end of this pass
+            configure("info", second)  # writes ann, and replaces the handler
+            log_call("POST", "/login", 200, 1.0, "bob")
+            await asyncio.sleep(0)
+
+        asyncio.run(calls())
+        request_log.write_waiting()
+        assert [line.rsplit("=", 1)[1] for line in first.getvalue().splitlines()] == ["ann"]
+        assert [line.rsplit("=", 1)[1] for line in second.getvalue().splitlines()] == ["bob"]
+    finally:
+        package.handlers[:], level, package.propagate = saved
         package.setLevel(level)
 
 
@@ -247,7 +276,36 @@ def test_on_a_loop_the_running_loop_is_asked_for_once_a_pass(stream: io.StringIO
         asyncio.run(two_passes())
     finally:
         monkeypatch.undo()
+    # The loop stopped before the write "dee" waited for (it came within WRITE_INTERVAL of the last one).
+    assert "user=dee" not in stream.getvalue()
+    request_log.write_waiting()
     assert stream.getvalue().endswith("user=dee\n")
+
+
+def test_a_busy_loop_writes_at_most_once_an_interval(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import time
+
+    interval = 0.5
+    monkeypatch.setattr(request_log, "WRITE_INTERVAL", interval)
+    out = _CountingStream()
+    request_log.LOGGER.parent.handlers[:] = [RequestLogHandler(out)]
+
+    async def calls_in_several_passes() -> None:
+        log_call("POST", "/api/v1/live/get", 200, 1.0, "ann")  # the first line after a quiet spell
+        await asyncio.sleep(0)
+        assert out.writes == 1 and out.getvalue().endswith("user=ann\n")  # at the end of its pass
+        written = time.monotonic()
+        for user in ("bob", "cy"):
+            log_call("POST", "/api/v1/live/get", 200, 1.0, user)
+            await asyncio.sleep(0)
+        if time.monotonic() - written < interval:  # (a machine that stalled longer than that may write them)
+            assert out.writes == 1 and "user=bob" not in out.getvalue()
+        await asyncio.sleep(interval * 1.2)
+        assert [line.rsplit("=", 1)[1] for line in out.getvalue().splitlines()] == ["ann", "bob", "cy"]
+        assert out.writes == 2  # bob's and cy's lines left together
+
+    asyncio.run(calls_in_several_passes())
 
 
 def test_a_line_waits_only_for_a_running_loop_in_its_own_thread(stream: io.StringIO) -> None:
