@@ -8,7 +8,8 @@
 - Admin-ness is looked up in settings each time a token is checked; it is never a claim.
 - A token's signature and claims are checked once: the verified claims are kept by token (a
   bounded LRU, emptied when the secret changes), while `exp` is still compared with the clock on
-  every call. Decoding a JWT is most of what a cheap call costs otherwise.
+  every call. Decoding a JWT is most of what a cheap call costs otherwise. Who the token is (and
+  that its user may still log in) is kept with them, for as long as the settings stay the same.
 - Repeated failed logins are throttled per username and per client address (429 + Retry-After).
 """
 
@@ -47,6 +48,16 @@ class Identity:
 
     user_id: UserId
     is_admin: bool = False
+
+
+@dataclass(slots=True)
+class _Verified:
+    """A token whose signature and claims passed `Authenticator._decode`."""
+
+    claims: Claims
+    # Who the token was last found to be, with the settings it was found under (one tuple, so
+    # a thread never reads one settings' identity beside another's settings); None until then.
+    found: tuple[AuthSettings, Identity] | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -195,7 +206,7 @@ class Authenticator:
         self.settings = auth
         self._clock = clock
         # token -> its verified claims; only tokens whose signature and claims passed `_decode`.
-        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._verified_lock = threading.Lock()
         self.secret = secret
         self.throttle = LoginThrottle(auth.login_max_failures, auth.login_max_failures_per_address, auth.login_lockout, clock)
@@ -264,29 +275,36 @@ class Authenticator:
 
     def verify(self, token: str) -> Identity:
         """The identity of a valid, unexpired token; 401 saying what is wrong otherwise."""
-        claims = self._verified_claims(token)
+        verified = self._verified_token(token)
+        claims = verified.claims
         exp = claims["exp"]
         if self._clock.timestamp() >= exp:
             raise Unauthorized(f"token expired at {format_time(_from_ts(exp))}; log in again or refresh it")
-        self.check_still_allowed(claims)
-        return self.identity(claims["id"])
+        settings = self.settings
+        found = verified.found
+        if found is None or found[0] is not settings:  # first use, or the settings were replaced since
+            self.check_still_allowed(claims, settings)
+            found = verified.found = (settings, _identity(claims["id"], settings.is_admin(claims["id"])))
+        return found[1]
 
     def identity(self, user_id: UserId) -> Identity:
         """Who `user_id` is today: admin-ness is read from the settings on every call, never from a token."""
         return _identity(user_id, self.settings.is_admin(user_id))
 
-    def check_still_allowed(self, claims: Claims) -> None:
+    def check_still_allowed(self, claims: Claims, settings: AuthSettings | None = None) -> None:
         """401 when the user a valid token names may no longer log in the way it did.
 
         A configured user's token (claim `cfg`) lapses once the user leaves `auth.users`; a demo
         login's token lapses when the demo rule is switched off or no longer covers the name (it
-        became configured, an admin or `auth.reserved`). Checked per call, after any token cache.
+        became configured, an admin or `auth.reserved`). Checked against `settings` (default: the
+        current ones); `verify` checks each token again whenever the settings are replaced.
         """
+        settings = self.settings if settings is None else settings
         user_id = claims["id"]
         if claims.get("cfg") is True:
-            if user_id not in self.settings.users:
+            if user_id not in settings.users:
                 raise Unauthorized(f"user {user_id!r} is no longer configured on this server; log in again")
-        elif not self.settings.demo_login or self.settings.is_reserved(user_id):
+        elif not settings.demo_login or settings.is_reserved(user_id):
             raise Unauthorized(f"the demo login for {user_id!r} is no longer allowed on this server; log in again")
 
     def refresh(self, token: str) -> dict[str, object]:
@@ -307,21 +325,21 @@ class Authenticator:
         token, exp = self.issue(user_id, orig_iat=orig_iat, configured=configured)
         return {"code": 200, "expire": exp.astimezone(timezone.utc).isoformat(), "token": token}
 
-    def _verified_claims(self, token: str) -> Claims:
+    def _verified_token(self, token: str) -> _Verified:
         """`_decode(token)`, from the cache when this token passed it before under the current secret."""
         with self._verified_lock:
-            claims = self._verified.get(token)
-            if claims is not None:
+            verified = self._verified.get(token)
+            if verified is not None:
                 self._verified.move_to_end(token)
-                return claims
+                return verified
             secret = self._secret
-        claims = self._decode(token, secret)  # outside the lock: a miss costs ~0.1 ms
+        verified = _Verified(self._decode(token, secret))  # outside the lock: a miss costs ~0.1 ms
         with self._verified_lock:
             if self._secret == secret:  # not verified under a key replaced meanwhile
-                self._verified[token] = claims
+                self._verified[token] = verified
                 if len(self._verified) > VERIFIED_TOKENS:
                     self._verified.popitem(last=False)
-        return claims
+        return verified
 
     def _decode(self, token: str, secret: str | None = None) -> Claims:
         try:

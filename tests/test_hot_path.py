@@ -25,7 +25,7 @@ from livekit_demo import auth as auth_module
 from livekit_demo import streams as streams_module
 from livekit_demo.api import create_app
 from livekit_demo.app_server import AppServer
-from livekit_demo.auth import Authenticator
+from livekit_demo.auth import Authenticator, Identity
 from livekit_demo.clock import FixedClock, format_time, to_second
 from livekit_demo.exceptions import BadRequest, LifecycleConflict, RoomNotFound, Unauthorized
 from livekit_demo.passwords import hash_password
@@ -116,6 +116,30 @@ def test_admin_ness_is_read_from_settings_on_every_call() -> None:
     auth.settings = dataclasses.replace(auth.settings, admins=[])
     assert auth.verify(token).is_admin is False
 
+
+
+def test_a_remembered_token_is_checked_again_when_the_settings_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth, _ = _authenticator(users={"ann": hash_password("ann's password")})
+    decoded = _count_decodes(monkeypatch, auth)
+    configured, _ = auth.issue("ann")
+    demo, _ = auth.issue("bob")
+    for _ in range(2):
+        assert auth.verify(configured) == Identity("ann") and auth.verify(demo) == Identity("bob")
+    assert decoded == [configured, demo]
+    settings = auth.settings
+    auth.settings = dataclasses.replace(settings, users={})  # ann is no longer configured
+    with pytest.raises(Unauthorized, match="no longer configured"):
+        auth.verify(configured)
+    assert auth.verify(demo) == Identity("bob")
+    auth.settings = dataclasses.replace(settings, demo_login=False)  # the demo rule is off
+    with pytest.raises(Unauthorized, match="demo login for 'bob' is no longer allowed"):
+        auth.verify(demo)
+    auth.settings = dataclasses.replace(settings, reserved=["bob"])
+    with pytest.raises(Unauthorized, match="no longer allowed"):
+        auth.verify(demo)
+    auth.settings = settings
+    assert auth.verify(configured) == Identity("ann") and auth.verify(demo) == Identity("bob")
+    assert decoded == [configured, demo]  # checked again each time, decoded once
 
 # -- JSON in and out ------------------------------------------------------------------------------
 
