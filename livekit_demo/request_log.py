@@ -48,7 +48,7 @@ class RequestLogHandler(logging.StreamHandler[TextIO]):
         self.setFormatter(self._own_formatter)
         self._next_second = 0.0  # when the time stamp `_prefix` goes stale
         self._prefix = ""
-        # Lines written by `add`, not yet on the stream. A deque: `add` appends without taking the
+        # Lines `add`ed, not yet on the stream. A deque: `add` appends without taking the
         # lock, and a write in another thread takes only the lines that are there (see `_write_pending`).
         self._pending: deque[str] = deque()
         self._written_at = -WRITE_INTERVAL  # time.monotonic() of the last write
