@@ -284,12 +284,13 @@ class Authenticator:
         found = verified.found
         if found is None or found[0] is not settings:  # first use, or the settings were replaced since
             self.check_still_allowed(claims, settings)
-            found = verified.found = (settings, _identity(claims["id"], settings.is_admin(claims["id"])))
+            found = verified.found = (settings, self.identity(claims["id"], settings))
         return found[1]
 
-    def identity(self, user_id: UserId) -> Identity:
-        """Who `user_id` is today: admin-ness is read from the settings on every call, never from a token."""
-        return _identity(user_id, self.settings.is_admin(user_id))
+    def identity(self, user_id: UserId, settings: AuthSettings | None = None) -> Identity:
+        """Who `user_id` is under `settings` (default: the current ones): admin-ness is read from the
+        settings, never from a token."""
+        return _identity(user_id, (self.settings if settings is None else settings).is_admin(user_id))
 
     def check_still_allowed(self, claims: Claims, settings: AuthSettings | None = None) -> None:
         """401 when the user a valid token names may no longer log in the way it did.
