@@ -68,10 +68,26 @@ def test_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     for stack in result["stacks"].values():
         assert set(stack["operations"]) == OPERATIONS
         for op, row in stack["operations"].items():
-            assert {"bare_rps", "app_rps", "ratio", "round_ratios", "meets_target", "errors"} <= set(row)
+            assert {"bare_rps", "app_rps", "ratio", "round_ratios", "meets_target", "errors", "noise", "decided"} <= set(row)
             assert row["target_ratio"] == {"get": 0.75, "list": 0.6, "create": 0.5}[op]
-            assert row["bare_rps"] > 0 and row["app_rps"] > 0
-            assert row["errors"] == {"bare": 0, "app": 0}  # every call of ours answered 200
+            assert row["bare_rps"] > 0 and row["app_rps"] > 0 and row["twin_rps"] > 0
+            assert row["errors"] == {"bare": 0, "app": 0, "twin": 0}  # every call of ours answered 200
+            # The noise is the twin measured against the bare server in the same rounds.
+            assert row["noise"] == pytest.approx(row["twin_rps"] / row["bare_rps"])
+            assert len(row["twin_rps_rounds"]) == len(row["bare_rps_rounds"]) == 1
+    # The twin runs the bare server's command, on the same stack.
+    for name in result["stacks"]:
+        assert result["meta"]["commands"][f"{name}/twin"] == result["meta"]["commands"][f"{name}/bare"]
+    assert "twin/bare" in table
+
+
+def test_a_verdict_nearer_its_target_than_the_noise_is_not_decided() -> None:
+    decided = _load("throughput").decided
+    assert decided(0.80, 0.75, 1.02)  # 6.7% above the target, identical servers 2% apart
+    assert decided(0.70, 0.75, 0.98)  # 6.7% under it
+    assert not decided(0.74, 0.75, 1.02)  # 1.3% under: identical servers differed by more
+    assert not decided(0.80, 0.75, 0.90)  # identical servers 10% apart: 6.7% tells nothing
+    assert decided(0.80, 0.75, 1.0)  # a steady machine decides anything off the target
 
 
 class _SlowHandler(BaseHTTPRequestHandler):
