@@ -167,15 +167,31 @@ def test_scaling_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     for store in result["stores"].values():
         assert set(store["levels"]) == {"http", "service"}
         for level in store["levels"].values():
-            assert set(level) == OPERATIONS
+            assert set(level) == OPERATIONS | {"get_watched"}
             for row in level.values():
                 assert {"median_ratio", "p99_ratio", "target_ratio", "meets_target"} <= set(row)
                 assert set(row["sizes"]) == {"10", "100"}
                 assert row["sizes"]["10"]["median_ratio"] == 1.0
                 assert row["sizes"]["100"]["calls"] == 20
     assert set(result["stores"]["tinydb"]["compaction_ms"]) == {"10", "100"}
+    assert "get_watched" in table
     assert result["stores"]["memory"]["compaction_ms"] is None
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_watched_rooms_are_as_many_at_every_size() -> None:
+    scaling = _load("scaling")
+    small, large = (scaling.open_subject(scaling.memory_engine(), size) for size in (scaling.WATCHED, 10 * scaling.WATCHED))
+    try:
+        assert len(small.watched) == len(large.watched) == scaling.WATCHED
+        assert set(small.watched) == set(small.room_ids) and set(large.watched) < set(large.room_ids)
+        rng = scaling.random.Random(1)
+        # `get_watched` reads only the watched rooms; `get` reads from all of them.
+        assert {b["id"] for b in scaling._bodies("get_watched", large, rng, 2000)} <= set(large.watched)
+        assert len({b["id"] for b in scaling._bodies("get", large, rng, 2000)} - set(large.watched)) > 0
+    finally:
+        small.server.close()
+        large.server.close()
 
 
 def test_scaling_reports_an_unreachable_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
