@@ -63,6 +63,8 @@ TARGETS = {"get": 0.75, "list": 0.6, "create": 0.5}
 OPERATIONS = tuple(TARGETS)
 SIDES = ("bare", "app", "twin")
 """Each round drives all three: the bare endpoint, ours, and the bare endpoint's twin (the noise)."""
+BARE_SIDES = ("bare", "twin")
+"""The sides that run the bare endpoint (the same command twice)."""
 COMPARED = ("bare", "app")
 """The sides the sanity check calls: the twin is the bare server again."""
 STACKS = ("default", "fast")
@@ -95,7 +97,7 @@ class Server:
 def server_command(side: str, stack: str) -> list[str]:
     """How each side starts: `serve` as users type it, unless the fast stack must be hidden."""
     hide = ["--no-fast"] if stack == "default" and fast_stack_installed() else []
-    if side in ("bare", "twin"):
+    if side in BARE_SIDES:
         return [sys.executable, str(HERE / "_servers.py"), *hide, "bare"]
     serve = ["serve", "--storage", "memory", "--host", "127.0.0.1", "--port", "0"]
     if hide:
@@ -130,7 +132,7 @@ def run_server(side: str, stack: str, cpu: int | None) -> Iterator[Server]:
 def _read_port(process: subprocess.Popen[str], side: str) -> int | None:
     assert process.stdout is not None
     for line in process.stdout:
-        if side != "app":  # the bare server and its twin print their port as JSON
+        if side in BARE_SIDES:  # the bare endpoint prints its port as JSON
             return int(json.loads(line)["port"])
         if _URL_LINE in line:
             url = line.split(_URL_LINE, 1)[1].strip()
